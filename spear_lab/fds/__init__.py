@@ -1,0 +1,1 @@
+"""fd families: realtime ASR, microphone, segmentation (sans-I/O state machines)."""

@@ -1,0 +1,345 @@
+"""Realtime-ASR fds, ``rtasr_*`` (abi-reference §7): state machine, queues, readiness.
+
+Sans-I/O: audio written by the guest waits in the send queue until a transport takes it;
+events a transport receives wait in the receive queue until the guest reads them.
+
+- send queue: all-or-nothing writes; ``-EAGAIN`` when ``send_queue_bytes + n`` exceeds
+  ``max_send_queue_bytes``; ``EPOLLOUT`` while strictly below the limit.
+- receive queue: one event per read; drop-oldest beyond ``max_recv_queue_bytes``
+  (counted in ``dropped_events``); a read into a too-small buffer loses nothing (fix G6).
+- errors: state ``Error`` with ``last_error`` and ``EPOLLERR``, writes ``-EIO``; a peer
+  close is sticky (``EPOLLHUP``, writes ``-EPIPE``, fix G16).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable, NamedTuple
+
+from ..abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, Errno, FdKind, RtasrCtl, RtasrState
+from ..abi.fdtable import FdEntry, FdTable
+from ..abi.jsonfmt import dumpb, dumps, loads
+from ..transports.base import ConnectRefused, Transport
+from .segmentation import CommitClock, Segmentation, is_silent
+
+DEFAULT_QUEUE_BYTES = 1048576
+COMMIT = b'{"type":"input_audio_buffer.commit"}'
+CLEAR = b'{"type":"input_audio_buffer.clear"}'
+
+#: Host hook that starts a transport for a connecting fd; may raise :class:`ConnectRefused`.
+Connector = Callable[["RtAsrFd"], Transport]
+#: Host hook ``deliver(payload) -> rc``: copies to the guest; rc >= 0 means delivered.
+Deliver = Callable[[bytes], int]
+
+
+class SendItem(NamedTuple):
+    """One send-queue item: an audio chunk (raw pcm16) or a control text (JSON)."""
+
+    audio: bool
+    data: bytes
+
+
+class RtAsrFd(FdEntry):
+    """One realtime-ASR session fd."""
+
+    kind = FdKind.RTASR
+    initial_mask = EPOLLOUT
+
+    def __init__(self, table: FdTable, fd: int, connector: Connector | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 max_send_cap: int | None = None, max_recv_cap: int | None = None) -> None:
+        super().__init__(table, fd)
+        self.connector = connector
+        self.clock = clock
+        self.state = RtasrState.INIT
+        self.params: dict[str, Any] = {}
+        self.send_queue: deque[SendItem] = deque()
+        self.recv_queue: deque[bytes] = deque()
+        self.send_queue_bytes = 0
+        self.recv_queue_bytes = 0
+        self.max_send_cap, self.max_recv_cap = max_send_cap, max_recv_cap
+        self.max_send_queue_bytes = self._cap(DEFAULT_QUEUE_BYTES, max_send_cap)
+        self.max_recv_queue_bytes = self._cap(DEFAULT_QUEUE_BYTES, max_recv_cap)
+        self.dropped_events = 0
+        self.last_error: str | None = None
+        self.peer_closed = False
+        self.segmentation = Segmentation()
+        now = clock()
+        self.commit_clock = CommitClock(now, now, now)
+        self.transport: Transport | None = None
+        #: Counters for views and summaries.
+        self.events_received = 0
+        self.audio_bytes_written = 0
+        self.commits = 0
+
+    @staticmethod
+    def _cap(value: int, cap: int | None) -> int:
+        return value if cap is None else min(value, cap)
+
+    # -- readiness ---------------------------------------------------------------------
+
+    def recompute(self) -> None:
+        """Recompute the whole readiness mask (§7.9, fix G31).  Caller holds the lock."""
+        mask = 0
+        if self.recv_queue:
+            mask |= EPOLLIN
+        if self.state is RtasrState.ERROR:
+            mask |= EPOLLERR
+        elif (not self.peer_closed and self.state not in (RtasrState.DRAINING, RtasrState.CLOSED)
+              and self.send_queue_bytes < self.max_send_queue_bytes):
+            mask |= EPOLLOUT
+        if self.peer_closed or self.state is RtasrState.CLOSED:
+            mask |= EPOLLHUP
+        self.set_mask(mask)
+
+    # -- hostcalls -----------------------------------------------------------------------
+
+    def _writable(self) -> int:
+        """0 when the send side accepts items, else -EIO (Error) or -EPIPE (peer closed)."""
+        if self.state is RtasrState.ERROR:
+            return -Errno.EIO
+        if self.peer_closed:
+            return -Errno.EPIPE
+        return 0
+
+    def write(self, data: bytes) -> int:
+        """``rtasr_write``: bytes queued, 0 for empty data, or -EIO / -EPIPE / -EAGAIN."""
+        rc = self._writable()
+        if rc:
+            return rc
+        n = len(data)
+        if n == 0:
+            return 0
+        if self.send_queue_bytes + n > self.max_send_queue_bytes:
+            return -Errno.EAGAIN
+        self.send_queue.append(SendItem(True, bytes(data)))
+        self.send_queue_bytes += n
+        self.audio_bytes_written += n
+        now = self.clock()
+        cc = self.segmentation.client_commit
+        silent = cc is not None and cc.silence_ms is not None and is_silent(data)
+        self.commit_clock.audio(n, now, silent)
+        self._autoflush(now)
+        self.recompute()
+        self._note_queues()
+        self._wake_transport()
+        return n
+
+    def read(self, deliver: Deliver) -> int:
+        """``rtasr_read``: hand the oldest event to ``deliver``; pop it only if delivered."""
+        if not self.recv_queue:
+            return -Errno.EAGAIN
+        event = self.recv_queue[0]
+        rc = deliver(event)
+        if rc >= 0:
+            self.recv_queue.popleft()
+            self.recv_queue_bytes -= len(event)
+            self.recompute()
+            self._note_queues()
+        return rc
+
+    def ctl(self, cmd: int, payload: bytes | None) -> int | bytes:
+        """``rtasr_ctl`` after the fd lookup: 0, output JSON bytes, or -errno."""
+        if cmd not in RtasrCtl._value2member_map_:
+            return -Errno.EINVAL
+        if cmd == RtasrCtl.SET_PARAM:
+            return self._set_param(payload)
+        if cmd == RtasrCtl.CONNECT:
+            return self._connect()
+        if cmd == RtasrCtl.GET_STATUS:
+            return dumpb(self.status())
+        if cmd == RtasrCtl.SEND_EVENT:
+            ok, obj = loads(payload)
+            if not ok:
+                return -Errno.EINVAL
+            return self._queue_control(dumps(obj).encode())
+        if cmd == RtasrCtl.FLUSH:
+            rc = self._queue_control(COMMIT)
+            if rc == 0:
+                self.commit_clock.reset(self.clock(), pending=True)
+                self.commits += 1
+            return rc
+        if cmd == RtasrCtl.CLEAR:
+            rc = self._queue_control(CLEAR)
+            if rc == 0:
+                self.commit_clock.reset(self.clock(), pending=False)
+            return rc
+        if cmd == RtasrCtl.SET_AUTOFLUSH:
+            ok, obj = loads(payload)
+            seg = Segmentation.parse(obj) if ok else None
+            if seg is None:
+                return -Errno.EINVAL
+            self.segmentation = seg
+            now = self.clock()
+            self.commit_clock = CommitClock(now, now, now)
+            self._wake_transport()
+            return 0
+        return dumpb(self.segmentation.to_json())  # GET_AUTOFLUSH
+
+    def _set_param(self, payload: bytes | None) -> int:
+        ok, obj = loads(payload)
+        if not ok or not isinstance(obj, dict):
+            return -Errno.EINVAL
+        key = obj.get("key")
+        if not isinstance(key, str) or not key:
+            return -Errno.EINVAL
+        value = obj.get("value")
+        self.params[key] = value
+        if self.state is RtasrState.INIT:
+            self.state = RtasrState.CONFIGURED
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            if key == "max_send_queue_bytes":
+                self.max_send_queue_bytes = self._cap(value, self.max_send_cap)
+            elif key == "max_recv_queue_bytes":
+                self.max_recv_queue_bytes = self._cap(value, self.max_recv_cap)
+        self.recompute()
+        return 0
+
+    def _connect(self) -> int:
+        if self.state is RtasrState.ERROR:
+            return -Errno.EIO
+        if self.transport is not None:
+            return 0
+        self.state = RtasrState.CONNECTED
+        if self.connector is None:
+            return 0
+        try:
+            self.transport = self.connector(self)
+        except ConnectRefused as exc:
+            self.fail(str(exc))
+            return -Errno.EIO
+        self.transport.start()
+        return 0
+
+    def _queue_control(self, text: bytes) -> int:
+        rc = self._writable()
+        if rc:
+            return rc
+        if self.send_queue_bytes + len(text) > self.max_send_queue_bytes:
+            return -Errno.EAGAIN
+        self.send_queue.append(SendItem(False, text))
+        self.send_queue_bytes += len(text)
+        self.recompute()
+        self._wake_transport()
+        return 0
+
+    def status(self) -> dict[str, Any]:
+        """The GET_STATUS object: the seven reference keys plus [EXT] ``transport``,
+        ``backend`` and ``peer_closed``."""
+        t = self.transport
+        return {
+            "backend": t.backend if t is not None else None,
+            "dropped_events": self.dropped_events,
+            "last_error": self.last_error,
+            "max_recv_queue_bytes": self.max_recv_queue_bytes,
+            "max_send_queue_bytes": self.max_send_queue_bytes,
+            "peer_closed": self.peer_closed,
+            "recv_queue_bytes": self.recv_queue_bytes,
+            "send_queue_bytes": self.send_queue_bytes,
+            "state": self.state.value,
+            "transport": t.name if t is not None else None,
+        }
+
+    def on_close(self) -> None:
+        self.state = RtasrState.CLOSED
+        transport, self.transport = self.transport, None
+        self.send_queue.clear()
+        self.recv_queue.clear()
+        self.send_queue_bytes = self.recv_queue_bytes = 0
+        if transport is not None:
+            transport.stop(flush=self.segmentation.flush_on_close)
+
+    def _note_queues(self) -> None:
+        """Report queue levels to table listeners (the Trace).  Caller holds the lock."""
+        if self.table.listeners:
+            self.table.note(self.fd, "rtasr_queues", {
+                "send_queue_bytes": self.send_queue_bytes,
+                "max_send_queue_bytes": self.max_send_queue_bytes,
+                "recv_queue_bytes": self.recv_queue_bytes,
+                "max_recv_queue_bytes": self.max_recv_queue_bytes,
+                "dropped_events": self.dropped_events,
+            })
+
+    # -- transport side (these take the lock themselves) ---------------------------------
+
+    def _wake_transport(self) -> None:
+        if self.transport is not None:
+            self.transport.wake()
+
+    def _autoflush(self, now: float) -> bool:
+        if not self.commit_clock.due(self.segmentation, now):
+            return False
+        if self.send_queue_bytes + len(COMMIT) <= self.max_send_queue_bytes:
+            self.send_queue.append(SendItem(False, COMMIT))
+            self.send_queue_bytes += len(COMMIT)
+            self.commits += 1
+        self.commit_clock.reset(now, pending=True)
+        return True
+
+    def autoflush_tick(self) -> bool:
+        """Timer path of the client-commit check (fix G15); True when a commit was queued."""
+        with self.table.lock:
+            if self.closed or self.state is RtasrState.ERROR:
+                return False
+            fired = self._autoflush(self.clock())
+            if fired:
+                self.recompute()
+            return fired
+
+    def take_send_item(self) -> SendItem | None:
+        """Remove the oldest send item (counted out at once), or None when empty/closed."""
+        with self.table.lock:
+            if self.closed or not self.send_queue:
+                return None
+            item = self.send_queue.popleft()
+            self.send_queue_bytes -= len(item.data)
+            self.recompute()
+            self._note_queues()
+            return item
+
+    def control_sent(self) -> None:
+        """A control text went out: a later autoflush may fire again."""
+        with self.table.lock:
+            self.commit_clock.pending_flush = False
+
+    def push_event(self, event: bytes) -> None:
+        """Queue one received event; drop the oldest beyond the limit (§7.8)."""
+        with self.table.lock:
+            if self.closed:
+                return
+            self.recv_queue.append(event)
+            self.recv_queue_bytes += len(event)
+            self.events_received += 1
+            while self.recv_queue and self.recv_queue_bytes > self.max_recv_queue_bytes:
+                self.recv_queue_bytes -= len(self.recv_queue.popleft())
+                self.dropped_events += 1
+            self.recompute()
+            if self.table.listeners:
+                self.table.note(self.fd, "event", {"event": event})
+                self._note_queues()
+
+    def fail(self, message: str) -> None:
+        """Enter ``Error`` with ``last_error``; EPOLLERR, no more writes."""
+        with self.table.lock:
+            if self.closed or self.state is RtasrState.ERROR:
+                return
+            self.state = RtasrState.ERROR
+            self.last_error = message
+            self.recompute()
+            self.table.note(self.fd, "error", {"message": message})
+
+    def hang_up(self, message: str = "websocket closed by peer") -> None:
+        """The peer closed: sticky EPOLLHUP, writes -EPIPE, reads drain (fix G16)."""
+        with self.table.lock:
+            if self.closed or self.peer_closed:
+                return
+            self.peer_closed = True
+            if self.last_error is None:
+                self.last_error = message
+            self.recompute()
+            self.table.note(self.fd, "hangup", {"message": message})
+
+    def param(self, key: str, default: Any = None) -> Any:
+        """A SET_PARAM value (read live by transports)."""
+        return self.params.get(key, default)

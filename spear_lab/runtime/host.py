@@ -1,0 +1,354 @@
+"""The Host: every hostcall as a Python method over one fd table.
+
+A Host is one guest instance's view of the ABI.  Its methods take Python values (ints,
+bytes) and return what the hostcall returns (an int, or the output bytes of a read or a
+GET), so notebooks and tests drive the ABI without any guest; the wasm glue in
+:mod:`spear_lab.runtime.linker` adds only the guest-memory side of §3.
+
+Hosts made with :meth:`Host.fork` share one :class:`HostContext` (configuration, I/O loop,
+trace, transports) but each has its own fd table, numbered from 1000.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..abi import epoll as _epoll
+from ..abi.constants import LOG_MAX_BYTES, Errno, LogLevel, MicCtl, RtasrCtl
+from ..abi.fdctl import fd_ctl as _fd_ctl
+from ..abi.fdtable import FdTable
+from ..abi.jsonfmt import loads
+from ..fds.rtasr import RtAsrFd
+from ..fds.segmentation import Segmentation
+from .ioloop import IoLoop
+
+if TYPE_CHECKING:
+    from ..fds.mic import MicFd
+
+log = logging.getLogger(__name__)
+guest_log = logging.getLogger("spear_lab.guest")
+
+_LOG_LEVELS = {
+    LogLevel.TRACE: 5,
+    LogLevel.DEBUG: logging.DEBUG,
+    LogLevel.INFO: logging.INFO,
+    LogLevel.WARN: logging.WARNING,
+    LogLevel.ERROR: logging.ERROR,
+}
+
+
+@dataclass
+class HostConfig:
+    """Host-side policy.  Nothing here is ever visible to a guest.
+
+    - ``backends``: a :class:`spear_lab.transports.backends.BackendRegistry` (None = the
+      default registry: ``local`` embedded server, ``stub``, ``openai``).
+    - ``stub_fallback``: a ``transport=websocket`` CONNECT that cannot be routed falls back
+      to the stub silently (reference behaviour, G13) instead of failing.
+    - ``allow_guest_ws_url``: ``"loopback"`` (default), ``True`` or ``False``: which
+      guest-supplied ``ws_url`` values are honoured; credentials never go to them.
+    - ``mic_device``: what a guest's ``source: "device"`` opens: ``"device"`` (the real
+      default input), ``"stub"``, or ``"file:PATH"`` (G26 substitution).
+    - ``mic_file``: the WAV a guest's ``source: "file"`` reads (chosen by the host only).
+    - ``max_send_queue_bytes`` / ``max_recv_queue_bytes``: host caps on guest limits.
+    """
+
+    backends: Any = None
+    stub_fallback: bool = True
+    allow_guest_ws_url: Any = "loopback"
+    mic_device: str = "device"
+    mic_file: str | None = None
+    mic_file_realtime: bool = True
+    mic_file_loop: bool = False
+    max_send_queue_bytes: int | None = None
+    max_recv_queue_bytes: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class HostContext:
+    """What forks of one Host share: config, I/O loop, trace, transport and audio hooks."""
+
+    def __init__(self, config: HostConfig | None = None, io: IoLoop | None = None,
+                 trace: Any = None) -> None:
+        self.config = config or HostConfig()
+        self._own_io = io is None
+        self.io = io or IoLoop()
+        self.trace = trace
+        self._services: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def service(self, name: str, factory: Callable[[], Any]) -> Any:
+        """A shared helper object (e.g. the embedded server), made on first use."""
+        with self._lock:
+            if name not in self._services:
+                self._services[name] = factory()
+            return self._services[name]
+
+    def close(self) -> None:
+        """Stop shared services and, when owned, the I/O loop."""
+        with self._lock:
+            services, self._services = list(self._services.values()), {}
+        for svc in services:
+            close = getattr(svc, "close", None) or getattr(svc, "stop", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # pragma: no cover - best effort teardown
+                    log.exception("closing %r failed", svc)
+        if self._own_io:
+            self.io.close()
+
+
+class Host:
+    """One fd table plus the hostcalls of §1.2 as methods.
+
+    Results follow the ABI: non-negative on success, ``-errno`` on failure.  Read-style
+    calls return the payload bytes on success.
+    """
+
+    def __init__(self, config: HostConfig | None = None, *, context: HostContext | None = None,
+                 name: str = "host") -> None:
+        self.context = context or HostContext(config)
+        self.name = name
+        self.table = FdTable()
+        self.logs: list[tuple[float, int, str]] = []
+        self._sleepers: set[threading.Condition] = set()
+        #: Hostcalls that failed with an unexpected Python exception (answered -EIO).
+        self.internal_errors = 0
+
+    @property
+    def config(self) -> HostConfig:
+        return self.context.config
+
+    @property
+    def io(self) -> IoLoop:
+        return self.context.io
+
+    def fork(self, name: str = "guest") -> "Host":
+        """A new Host with a fresh fd table sharing this one's context."""
+        return Host(context=self.context, name=name)
+
+    # -- epoll and generic fd control -----------------------------------------------------
+
+    def spear_epoll_create(self) -> int:
+        """New epoll fd (never fails)."""
+        return _epoll.epoll_create(self.table)
+
+    def spear_epoll_ctl(self, epfd: int, op: int, fd: int, events: int) -> int:
+        """0, or -EINVAL / -EBADF / -ENOMEM (§5.3)."""
+        return _epoll.epoll_ctl(self.table, epfd, op, fd, events)
+
+    def spear_epoll_wait(self, epfd: int, max_records: int = 64,
+                         timeout_ms: int = 0) -> list[tuple[int, int]] | int:
+        """Ready ``(fd, revents)`` pairs (at most ``max_records``), or -EBADF / -ENOSPC."""
+        if max_records < 1:
+            return -Errno.ENOSPC
+        return _epoll.epoll_wait(self.table, epfd, max_records, timeout_ms)
+
+    def spear_epoll_close(self, fd: int) -> int:
+        """Generic close (any kind): 0, or -EBADF for an unknown fd."""
+        return self.table.close(fd)
+
+    def spear_fd_ctl(self, fd: int, cmd: int, payload: bytes | None = None) -> int | bytes:
+        """0, output JSON bytes, or -EINVAL / -EBADF (§6)."""
+        return _fd_ctl(self.table, fd, cmd, payload)
+
+    # -- rtasr ----------------------------------------------------------------------------
+
+    def rtasr_create(self) -> int:
+        """New realtime-ASR fd in state ``Init`` (never fails)."""
+        cfg = self.config
+        return self.table.alloc(
+            RtAsrFd, connector=self._connect_rtasr,
+            max_send_cap=cfg.max_send_queue_bytes, max_recv_cap=cfg.max_recv_queue_bytes,
+        ).fd
+
+    def _connect_rtasr(self, fd: RtAsrFd):
+        from ..transports.factory import open_transport
+
+        return open_transport(fd, self.context)
+
+    def rtasr_ctl(self, fd: int, cmd: int, payload: bytes | None = None) -> int | bytes:
+        """0, output JSON bytes, or -EBADF / -EINVAL / -EIO / -EAGAIN / -EPIPE (§7.3)."""
+        with self.table.lock:
+            if self.table.get(fd) is None:
+                return -Errno.EBADF
+            if cmd not in RtasrCtl._value2member_map_:
+                return -Errno.EINVAL
+            if not _rtasr_payload_ok(cmd, payload):
+                return -Errno.EINVAL
+            entry = self.table.lookup(fd, RtAsrFd)
+            if isinstance(entry, int):
+                return entry
+            return entry.ctl(cmd, payload)
+
+    def rtasr_write(self, fd: int, data: bytes) -> int:
+        """Bytes queued, or -EBADF / -EIO / -EPIPE / -EAGAIN (§7.5)."""
+        with self.table.lock:
+            entry = self.table.lookup(fd, RtAsrFd)
+            return entry if isinstance(entry, int) else entry.write(data)
+
+    def rtasr_read(self, fd: int, cap: int = 1 << 20) -> bytes | int:
+        """One event, or -EBADF / -EAGAIN / -ENOSPC (event kept when ``cap`` is too small)."""
+        return _read_py(self.rtasr_read_into, fd, cap)
+
+    def rtasr_read_into(self, fd: int, deliver: Callable[[bytes], int]) -> Any:
+        """``rtasr_read`` with a custom ``deliver(payload) -> rc`` (the wasm glue's)."""
+        with self.table.lock:
+            entry = self.table.lookup(fd, RtAsrFd)
+            return entry if isinstance(entry, int) else entry.read(deliver)
+
+    def rtasr_close(self, fd: int) -> int:
+        """Generic close (any kind)."""
+        return self.table.close(fd)
+
+    # -- mic ------------------------------------------------------------------------------
+
+    def mic_create(self) -> int:
+        """New microphone fd; nothing is captured until SET_PARAM."""
+        from ..fds.mic import MicFd
+        from ..audio.sources import SourceFactory
+
+        factory = self.context.service("mic_sources", lambda: SourceFactory(self.context))
+        return self.table.alloc(MicFd, sources=factory).fd
+
+    def mic_ctl(self, fd: int, cmd: int, payload: bytes | None = None) -> int | bytes:
+        """0, output JSON bytes, or -EBADF / -EINVAL / -EIO (§11.2)."""
+        from ..fds.mic import MicFd
+
+        with self.table.lock:
+            if self.table.get(fd) is None:
+                return -Errno.EBADF
+            if cmd not in MicCtl._value2member_map_:
+                return -Errno.EINVAL
+            if cmd == MicCtl.SET_PARAM and not loads(payload)[0]:
+                return -Errno.EINVAL
+            entry = self.table.lookup(fd, MicFd)
+            if isinstance(entry, int):
+                return entry
+            return entry.ctl(cmd, payload)
+
+    def mic_read(self, fd: int, cap: int = 1 << 20) -> bytes | int:
+        """One frame, or -EBADF / -EAGAIN / -ENOSPC (frame kept when ``cap`` is too small)."""
+        return _read_py(self.mic_read_into, fd, cap)
+
+    def mic_read_into(self, fd: int, deliver: Callable[[bytes], int]) -> Any:
+        """``mic_read`` with a custom ``deliver(payload) -> rc``."""
+        from ..fds.mic import MicFd
+
+        with self.table.lock:
+            entry = self.table.lookup(fd, MicFd)
+            return entry if isinstance(entry, int) else entry.read(deliver)
+
+    def mic_close(self, fd: int) -> int:
+        """Generic close (any kind)."""
+        return self.table.close(fd)
+
+    # -- utilities ------------------------------------------------------------------------
+
+    def log(self, level: int, msg: bytes) -> int:
+        """Record a guest log line; -EINVAL when longer than 16384 bytes."""
+        if len(msg) > LOG_MAX_BYTES:
+            return -Errno.EINVAL
+        text = msg.decode("utf-8", errors="replace")
+        self.logs.append((time.time(), level, text))
+        if len(self.logs) > 10000:
+            del self.logs[:5000]
+        guest_log.log(_LOG_LEVELS.get(level, logging.INFO), "%s: %s", self.name, text)
+        return 0
+
+    @staticmethod
+    def time_now_ms() -> int:
+        """Wall-clock milliseconds since the Unix epoch."""
+        return time.time_ns() // 1_000_000
+
+    @staticmethod
+    def wall_time_s() -> int:
+        """Wall-clock seconds since the Unix epoch."""
+        return time.time_ns() // 1_000_000_000
+
+    @staticmethod
+    def random_i64() -> int:
+        """A uniformly random signed 64-bit value."""
+        return int.from_bytes(secrets.token_bytes(8), "little", signed=True)
+
+    def sleep_ms(self, ms: int) -> None:
+        """Block the calling thread ``ms`` milliseconds (negative = 0, fix G32); a stop
+        request ends the sleep early."""
+        if ms > 0:
+            with self.table.lock:
+                cond = threading.Condition(self.table.lock)
+                self._sleepers.add(cond)
+                try:
+                    deadline = time.monotonic() + ms / 1000.0
+                    while not self.table.stopping:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        cond.wait(remaining)
+                finally:
+                    self._sleepers.discard(cond)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Wake blocked waits and sleeps; the glue then traps the guest's next hostcall."""
+        with self.table.lock:
+            self.table.request_stop()
+            for cond in list(self._sleepers):
+                cond.notify_all()
+
+    @property
+    def stopping(self) -> bool:
+        return self.table.stopping
+
+    def close(self) -> int:
+        """Close every open fd of this table (stops their transports and sources)."""
+        return self.table.close_all()
+
+    def shutdown(self) -> None:
+        """Close every fd and the shared context (I/O loop, embedded server)."""
+        self.close()
+        self.context.close()
+
+    def __enter__(self) -> "Host":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        return f"<Host {self.name} fds={len(self.table)} open={len(self.table.open_fds())}>"
+
+
+def _read_py(read_into: Callable[[int, Callable[[bytes], int]], int], fd: int, cap: int) -> bytes | int:
+    """Run a read for a Python caller: the payload, or -errno (-ENOSPC above ``cap``)."""
+    got: list[bytes] = []
+
+    def deliver(payload: bytes) -> int:
+        if len(payload) > cap:
+            return -Errno.ENOSPC
+        got.append(payload)
+        return len(payload)
+
+    rc = read_into(fd, deliver)
+    return got[0] if rc >= 0 else rc
+
+
+def _rtasr_payload_ok(cmd: int, payload: bytes | None) -> bool:
+    """JSON checks that precede the fd-kind check (§7.3)."""
+    if cmd not in (RtasrCtl.SET_PARAM, RtasrCtl.SEND_EVENT, RtasrCtl.SET_AUTOFLUSH):
+        return True
+    ok, obj = loads(payload)
+    if not ok:
+        return False
+    if cmd == RtasrCtl.SET_PARAM:
+        return isinstance(obj, dict) and isinstance(obj.get("key"), str) and bool(obj["key"])
+    if cmd == RtasrCtl.SET_AUTOFLUSH:
+        return Segmentation.parse(obj) is not None
+    return True
