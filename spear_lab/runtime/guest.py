@@ -293,6 +293,10 @@ class GuestRun:
     def done(self) -> bool:
         return self._done.is_set()
 
+    def finished(self, timeout: float = 0.0) -> bool:
+        """Wait up to ``timeout`` seconds; True once the run has ended."""
+        return self._done.wait(timeout)
+
     @property
     def stdout(self) -> str:
         """Guest stdout so far (UTF-8, invalid bytes replaced)."""

@@ -81,6 +81,8 @@ class HostContext:
         self.trace = trace
         self._services: dict[str, Any] = {}
         self._lock = threading.Lock()
+        #: Called with every new Host made by :meth:`Host.fork` (e.g. to attach a Trace).
+        self.fork_listeners: list[Callable[["Host"], None]] = []
 
     def service(self, name: str, factory: Callable[[], Any]) -> Any:
         """A shared helper object (e.g. the embedded server), made on first use."""
@@ -131,7 +133,10 @@ class Host:
 
     def fork(self, name: str = "guest") -> "Host":
         """A new Host with a fresh fd table sharing this one's context."""
-        return Host(context=self.context, name=name)
+        child = Host(context=self.context, name=name)
+        for listener in list(self.context.fork_listeners):
+            listener(child)
+        return child
 
     # -- epoll and generic fd control -----------------------------------------------------
 
