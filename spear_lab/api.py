@@ -1,0 +1,408 @@
+"""A small Pythonic face for notebooks over the :class:`~spear_lab.runtime.host.Host` hostcalls.
+
+Hostcalls return ``-errno``; these wrappers raise :class:`~spear_lab.abi.SpearError`
+instead, naming the errno and the reason (``EAGAIN: send queue full: 1048576 of 1048576
+bytes``).  The one expected "nothing now" result, ``-EAGAIN`` on a read, becomes ``None``.
+
+- :class:`RtAsr` — one realtime-ASR fd (``rtasr_*``): params, connect, write audio, read
+  events as dicts, flush/clear, segmentation, status.
+- :class:`Epoll` — one epoll fd: add/modify/remove fds (or wrapper objects), wait.
+- :class:`Mic` — one microphone fd (``mic_*``).
+
+Example (the default stub transport; 960 bytes = 20 ms of 24 kHz pcm16):
+
+>>> from spear_lab.runtime import Host
+>>> from spear_lab.api import RtAsr
+>>> host = Host()
+>>> asr = RtAsr(host, stub_event_interval_ms=20)
+>>> asr.status().state
+'Configured'
+>>> asr.connect()
+>>> asr.write(bytes(960))
+960
+>>> event = asr.read(timeout_ms=2000)
+>>> event["type"], event["seq"]
+('transcription.delta', 1)
+>>> asr.segmentation["strategy"]
+'server_vad'
+>>> asr.close()
+>>> host.shutdown()
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .abi.constants import EpollEvent, EpollOp, Errno, MicCtl, RtasrCtl, SpearError, errno_name
+from .abi.jsonfmt import dumpb as _dumpb
+
+if TYPE_CHECKING:
+    from .runtime.host import Host
+
+__all__ = ["Epoll", "Mic", "RtAsr", "RtAsrStatus", "SpearError"]
+
+_EAGAIN = -Errno.EAGAIN
+#: Python callers have no buffer limit: read events of any size.
+_NO_CAP = 1 << 62
+
+
+def dumpb(obj: Any) -> bytes:
+    """Compact JSON for a ctl payload; SpearError(EINVAL) when ``obj`` is not JSON."""
+    try:
+        return _dumpb(obj)
+    except (TypeError, ValueError) as exc:
+        raise SpearError(Errno.EINVAL, f"payload is not JSON: {exc}") from None
+
+
+@dataclass(frozen=True)
+class RtAsrStatus:
+    """GET_STATUS of an rtasr fd (§7.3), plus the [EXT] keys ``transport``, ``backend``
+    and ``peer_closed``.  Byte counts are raw audio/control bytes."""
+
+    state: str
+    last_error: str | None
+    dropped_events: int
+    send_queue_bytes: int
+    recv_queue_bytes: int
+    max_send_queue_bytes: int
+    max_recv_queue_bytes: int
+    transport: str | None = None
+    backend: str | None = None
+    peer_closed: bool = False
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "RtAsrStatus":
+        """Build from the GET_STATUS object (unknown keys ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in obj.items() if k in names})
+
+
+def _fd_of(obj: "int | Any") -> int:
+    """An fd number from an int or any object with an ``fd`` attribute."""
+    fd = getattr(obj, "fd", obj)
+    if isinstance(fd, bool) or not isinstance(fd, int):
+        raise TypeError(f"expected an fd number or an object with .fd, got {type(obj).__name__}")
+    return fd
+
+
+class RtAsr:
+    """One realtime-ASR fd on ``host``; keyword arguments become SET_PARAM calls.
+
+    Use as a context manager (closes the fd).  Every method raises :class:`SpearError`
+    on a hostcall error, except that :meth:`read` returns None when nothing is queued.
+    """
+
+    def __init__(self, host: "Host", **params: Any) -> None:
+        self.host = host
+        self.fd: int = host.rtasr_create()
+        self._epfd: int | None = None
+        self._closed = False
+        try:
+            for key, value in params.items():
+                self.set_param(key, value)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- errors -------------------------------------------------------------------------
+
+    def _status_quiet(self) -> dict[str, Any] | None:
+        out = self.host.rtasr_ctl(self.fd, RtasrCtl.GET_STATUS)
+        return json.loads(out) if isinstance(out, bytes) else None
+
+    def _raise(self, rc: int, what: str, extra: str = "") -> None:
+        """Raise SpearError for ``rc`` with a reason saying why (never includes secrets)."""
+        errno = -rc
+        st = self._status_quiet()
+        if errno == Errno.EBADF:
+            reason = f"fd {self.fd} is closed or not an rtasr fd"
+        elif errno == Errno.EIO and st is not None:
+            reason = f"fd {self.fd} is in state Error: {st.get('last_error')}"
+        elif errno == Errno.EPIPE:
+            reason = f"fd {self.fd}: the peer closed the connection"
+        elif errno == Errno.EAGAIN and st is not None and extra:
+            reason = (f"send queue full: {st['send_queue_bytes']} of {st['max_send_queue_bytes']} "
+                      f"bytes ({extra})")
+        elif errno == Errno.EINVAL:
+            reason = f"{what} rejected: invalid argument{': ' + extra if extra else ''}"
+        else:
+            reason = f"{what} failed ({errno_name(rc)})"
+        raise SpearError(errno, reason)
+
+    def _ctl(self, cmd: RtasrCtl, payload: bytes | None = None, what: str = "", extra: str = "") -> int | bytes:
+        rc = self.host.rtasr_ctl(self.fd, cmd, payload)
+        if isinstance(rc, int) and rc < 0:
+            self._raise(rc, what or cmd.name, extra)
+        return rc
+
+    # -- control plane --------------------------------------------------------------------
+
+    def set_param(self, key: str, value: Any) -> None:
+        """SET_PARAM ``{"key": key, "value": value}`` (§7.4)."""
+        self._ctl(RtasrCtl.SET_PARAM, dumpb({"key": key, "value": value}), f"SET_PARAM {key!r}",
+                  "key must be a non-empty string" if not (isinstance(key, str) and key) else "")
+
+    def connect(self) -> None:
+        """CONNECT: start the transport (returns at once; failures show in :meth:`status`)."""
+        self._ctl(RtasrCtl.CONNECT, what="CONNECT")
+
+    def status(self) -> RtAsrStatus:
+        """GET_STATUS as a :class:`RtAsrStatus`."""
+        out = self._ctl(RtasrCtl.GET_STATUS, what="GET_STATUS")
+        assert isinstance(out, bytes)
+        return RtAsrStatus.from_json(json.loads(out))
+
+    def status_dict(self) -> dict[str, Any]:
+        """GET_STATUS as the raw dict."""
+        out = self._ctl(RtasrCtl.GET_STATUS, what="GET_STATUS")
+        assert isinstance(out, bytes)
+        return json.loads(out)
+
+    def send_event(self, event: Any) -> None:
+        """SEND_EVENT: queue a client event (any JSON value) for the transport."""
+        self._ctl(RtasrCtl.SEND_EVENT, dumpb(event), "SEND_EVENT", "control text")
+
+    def flush(self) -> None:
+        """FLUSH: queue ``input_audio_buffer.commit``."""
+        self._ctl(RtasrCtl.FLUSH, what="FLUSH", extra="commit")
+
+    def clear(self) -> None:
+        """CLEAR: queue ``input_audio_buffer.clear`` (local queued audio stays)."""
+        self._ctl(RtasrCtl.CLEAR, what="CLEAR", extra="clear")
+
+    @property
+    def segmentation(self) -> dict[str, Any]:
+        """GET_AUTOFLUSH as a dict; assigning a dict runs SET_AUTOFLUSH (§8.1)."""
+        out = self._ctl(RtasrCtl.GET_AUTOFLUSH, what="GET_AUTOFLUSH")
+        assert isinstance(out, bytes)
+        return json.loads(out)
+
+    @segmentation.setter
+    def segmentation(self, config: dict[str, Any]) -> None:
+        self._ctl(RtasrCtl.SET_AUTOFLUSH, dumpb(config), "SET_AUTOFLUSH", "not a valid segmentation (§8.1)")
+
+    # -- data plane -----------------------------------------------------------------------
+
+    def write(self, data: bytes) -> int:
+        """Queue one audio chunk (all or nothing); raises EAGAIN when it does not fit."""
+        rc = self.host.rtasr_write(self.fd, bytes(data))
+        if rc < 0:
+            self._raise(rc, "write", f"{len(data)}-byte write")
+        return rc
+
+    def write_all(self, data: bytes, chunk_bytes: int = 4800, timeout_s: float | None = None) -> int:
+        """Write ``data`` in chunks, waiting for EPOLLOUT when the queue is full.
+
+        Returns the bytes written; raises TimeoutError (with the count in the message)
+        when ``timeout_s`` passes first.
+        """
+        view = memoryview(bytes(data))
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        done = 0
+        while done < len(view):
+            chunk = view[done:done + chunk_bytes]
+            rc = self.host.rtasr_write(self.fd, bytes(chunk))
+            if rc == _EAGAIN:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"rtasr fd {self.fd}: wrote {done} of {len(view)} bytes")
+                self._wait(EpollEvent.OUT | EpollEvent.ERR | EpollEvent.HUP,
+                           100 if remaining is None else max(1, min(100, int(remaining * 1000))))
+                continue
+            if rc < 0:
+                self._raise(rc, "write", f"{len(chunk)}-byte write")
+            done += rc
+        return done
+
+    def read(self, timeout_ms: int = 0) -> dict[str, Any] | None:
+        """The next event as a dict, or None when none arrives within ``timeout_ms``.
+
+        Events that are not JSON objects come back as ``{"type": None, "raw": text}``.
+        """
+        got = self.read_bytes(timeout_ms)
+        if got is None:
+            return None
+        try:
+            obj = json.loads(got)
+        except ValueError:
+            return {"type": None, "raw": got.decode("utf-8", errors="replace")}
+        return obj if isinstance(obj, dict) else {"type": None, "raw": obj}
+
+    def read_bytes(self, timeout_ms: int = 0) -> bytes | None:
+        """The next event's raw bytes, or None (see :meth:`read`)."""
+        out = self.host.rtasr_read(self.fd, _NO_CAP)
+        if out == _EAGAIN and timeout_ms != 0:
+            self._wait(EpollEvent.IN | EpollEvent.ERR | EpollEvent.HUP, timeout_ms)
+            out = self.host.rtasr_read(self.fd, _NO_CAP)
+        if out == _EAGAIN:
+            return None
+        if isinstance(out, int):
+            self._raise(out, "read")
+        return out  # type: ignore[return-value]
+
+    def read_all(self) -> list[dict[str, Any]]:
+        """Every event queued now (possibly none)."""
+        events = []
+        while (event := self.read()) is not None:
+            events.append(event)
+        return events
+
+    def events(self, duration_s: float, poll_ms: int = 50) -> Iterable[dict[str, Any]]:
+        """Yield events as they arrive for ``duration_s`` seconds."""
+        end = time.monotonic() + duration_s
+        while (left := end - time.monotonic()) > 0:
+            event = self.read(timeout_ms=max(1, min(poll_ms, int(left * 1000))))
+            if event is not None:
+                yield event
+
+    def _wait(self, events: int, timeout_ms: int) -> int:
+        """Wait up to ``timeout_ms`` for ``events`` on this fd (private epoll)."""
+        host = self.host
+        if self._epfd is None:
+            self._epfd = host.spear_epoll_create()
+            host.spear_epoll_ctl(self._epfd, EpollOp.ADD, self.fd, int(events))
+        else:
+            host.spear_epoll_ctl(self._epfd, EpollOp.MOD, self.fd, int(events))
+        ready = host.spear_epoll_wait(self._epfd, 1, timeout_ms)
+        return ready[0][1] if isinstance(ready, list) and ready else 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close the fd (idempotent); its transport stops."""
+        if self._epfd is not None:
+            self.host.spear_epoll_close(self._epfd)
+            self._epfd = None
+        self.host.rtasr_close(self.fd)
+        self._closed = True
+
+    def __enter__(self) -> "RtAsr":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._closed:
+            return f"<RtAsr fd={self.fd} closed>"
+        st = self._status_quiet() or {}
+        return (f"<RtAsr fd={self.fd} {st.get('state')} transport={st.get('transport')} "
+                f"send={st.get('send_queue_bytes')} recv={st.get('recv_queue_bytes')}>")
+
+
+class Epoll:
+    """One epoll fd on ``host``: watch fds (ints or objects with ``.fd``) and wait."""
+
+    def __init__(self, host: "Host") -> None:
+        self.host = host
+        self.fd: int = host.spear_epoll_create()
+
+    def _ctl(self, op: EpollOp, target: Any, events: int) -> None:
+        fd = _fd_of(target)
+        rc = self.host.spear_epoll_ctl(self.fd, op, fd, int(events))
+        if rc < 0:
+            if rc == -Errno.EBADF:
+                reason = f"epoll {self.fd} or fd {fd} is unknown or closed"
+            elif rc == -Errno.EINVAL:
+                reason = f"epoll {self.fd} cannot watch fd {fd} (itself or another epoll)"
+            elif rc == -Errno.ENOMEM:
+                reason = f"epoll {self.fd} watches too many fds"
+            else:
+                reason = f"epoll_ctl {op.name} failed ({errno_name(rc)})"
+            raise SpearError(-rc, reason)
+
+    def add(self, target: Any, events: int = EpollEvent.IN | EpollEvent.ERR | EpollEvent.HUP) -> None:
+        """Watch ``target`` for ``events`` (ERR/HUP are reported only when asked for)."""
+        self._ctl(EpollOp.ADD, target, events)
+
+    def modify(self, target: Any, events: int) -> None:
+        """Replace the interest mask of ``target``."""
+        self._ctl(EpollOp.MOD, target, events)
+
+    def remove(self, target: Any) -> None:
+        """Stop watching ``target`` (no error when it was not watched)."""
+        self._ctl(EpollOp.DEL, target, 0)
+
+    def wait(self, timeout_ms: int = -1, max_events: int = 64) -> list[tuple[int, EpollEvent]]:
+        """Ready ``(fd, EpollEvent)`` pairs, lowest fd first; ``[]`` on timeout.
+
+        ``timeout_ms < 0`` waits without limit, 0 polls.
+        """
+        out = self.host.spear_epoll_wait(self.fd, max_events, timeout_ms)
+        if isinstance(out, int):
+            reason = (f"epoll {self.fd} is closed" if out == -Errno.EBADF
+                      else f"epoll_wait failed ({errno_name(out)})")
+            raise SpearError(-out, reason)
+        return [(fd, EpollEvent(ev)) for fd, ev in out]
+
+    def close(self) -> None:
+        """Close the epoll (idempotent)."""
+        self.host.spear_epoll_close(self.fd)
+
+    def __enter__(self) -> "Epoll":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Epoll fd={self.fd}>"
+
+
+class Mic:
+    """One microphone fd on ``host`` (thin: the semantics live in ``spear_lab.fds.mic``)."""
+
+    def __init__(self, host: "Host", **params: Any) -> None:
+        self.host = host
+        self.fd: int = host.mic_create()
+        if params:
+            self.configure(**params)
+
+    def _check(self, rc: Any, what: str) -> Any:
+        if isinstance(rc, int) and rc < 0:
+            reason = f"{what} failed ({errno_name(rc)})"
+            st = self.host.mic_ctl(self.fd, MicCtl.GET_STATUS)
+            if rc == -Errno.EBADF:
+                reason = f"fd {self.fd} is closed or not a mic fd"
+            elif isinstance(st, bytes):
+                last = json.loads(st).get("last_error")
+                if last:
+                    reason = f"{what} failed: {last}"
+            raise SpearError(-rc, reason)
+        return rc
+
+    def configure(self, **params: Any) -> None:
+        """SET_PARAM with ``params`` as the config object (e.g. ``source="stub"``)."""
+        self._check(self.host.mic_ctl(self.fd, MicCtl.SET_PARAM, dumpb(params)), "mic SET_PARAM")
+
+    def read(self) -> bytes | None:
+        """One captured frame (pcm16 bytes), or None when none is queued."""
+        out = self.host.mic_read(self.fd, _NO_CAP)
+        if out == _EAGAIN:
+            return None
+        return self._check(out, "mic_read")
+
+    def status(self) -> dict[str, Any]:
+        """GET_STATUS as a dict."""
+        out = self._check(self.host.mic_ctl(self.fd, MicCtl.GET_STATUS), "mic GET_STATUS")
+        return json.loads(out)
+
+    def close(self) -> None:
+        """Close the fd (idempotent); capture stops."""
+        self.host.mic_close(self.fd)
+
+    def __enter__(self) -> "Mic":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Mic fd={self.fd}>"
