@@ -55,6 +55,9 @@ class HostConfig:
     - ``mic_device``: what a guest's ``source: "device"`` opens: ``"device"`` (the real
       default input), ``"stub"``, or ``"file:PATH"`` (G26 substitution).
     - ``mic_file``: the WAV a guest's ``source: "file"`` reads (chosen by the host only).
+    - ``mic_file_realtime``: pace file sources in real time (False: as fast as the guest
+      reads, nothing dropped); ``mic_file_loop``: restart at the end instead of EPOLLHUP.
+    - ``mic_device_rate``: rate (Hz) to open input devices at; None = the device's default.
     - ``max_send_queue_bytes`` / ``max_recv_queue_bytes``: host caps on guest limits.
     """
 
@@ -65,6 +68,7 @@ class HostConfig:
     mic_file: str | None = None
     mic_file_realtime: bool = True
     mic_file_loop: bool = False
+    mic_device_rate: int | None = None
     max_send_queue_bytes: int | None = None
     max_recv_queue_bytes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)

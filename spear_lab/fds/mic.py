@@ -1,0 +1,443 @@
+"""Microphone fds, ``mic_*`` (abi-reference §11): configuration, capture queue, readiness.
+
+Sans-I/O.  A source (device, file or stub; see :mod:`spear_lab.audio`) pushes frames of
+exactly :attr:`MicConfig.frame_bytes` bytes into the capture queue; ``mic_read`` hands the
+guest one frame per call.
+
+- SET_PARAM validates the whole request before anything changes (fixes G25, G27): a bad
+  request returns ``-EINVAL`` and the previous configuration keeps running.
+- queue: drop-oldest beyond ``max_queue_bytes`` (default 524288, persists across
+  SET_PARAM), counted in ``dropped_frames``; a read into a too-small buffer loses nothing.
+- readiness: ``EPOLLIN`` while the queue is non-empty, ``EPOLLERR`` while ``last_error``
+  is set, ``EPOLLHUP`` once closed, or once a finite source (a file) has ended and its last
+  frame has been read.  Never ``EPOLLOUT``.
+- generations: every SET_PARAM, failed device start and close bumps ``generation``; a
+  producer holding an older number is ignored and told to stop.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from ..abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, Errno, FdKind, MicCtl
+from ..abi.fdtable import FdEntry, FdTable
+from ..abi.jsonfmt import dumpb, loads
+
+log = logging.getLogger(__name__)
+
+#: Default capture-queue cap in bytes (512 KiB).
+DEFAULT_MAX_QUEUE_BYTES = 524288
+#: Largest decoded ``stub_pcm16_base64`` pattern (10 MiB).
+MAX_PATTERN_BYTES = 10 * 1024 * 1024
+#: Most channels a config may ask for (G25).
+MAX_CHANNELS = 8
+#: [EXT] highest accepted ``sample_rate_hz``.
+MAX_SAMPLE_RATE_HZ = 768000
+#: [EXT] longest accepted ``frame_ms``.
+MAX_FRAME_MS = 10000
+#: [EXT] largest accepted frame, in bytes (4 MiB).
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+
+#: Host hook ``deliver(payload) -> rc``: copies to the guest; rc >= 0 means delivered.
+Deliver = Callable[[bytes], int]
+
+
+class SourceError(Exception):
+    """A source cannot start (or failed); the message becomes ``last_error`` and must be
+    fit for a guest to read (no secrets, no host paths)."""
+
+
+@dataclass(frozen=True)
+class MicConfig:
+    """One accepted SET_PARAM configuration (§11.3); all fields validated."""
+
+    sample_rate_hz: int = 24000
+    channels: int = 1
+    frame_ms: int = 20
+    format: str = "pcm16"
+    #: What the guest asked for: ``"device"``, ``"file"``, ``"stub"`` or anything (→ stub).
+    source: str = "device"
+    #: ``device.name``: exact input-device name, or ([EXT]) a PortAudio index; None = default.
+    device: str | int | None = None
+    #: ``fallback.to_stub``: use the stub when the source cannot start.
+    fallback_to_stub: bool = True
+
+    @property
+    def frame_samples(self) -> int:
+        """Samples per channel in one frame: ``floor(rate * frame_ms / 1000)``."""
+        return self.sample_rate_hz * self.frame_ms // 1000
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes in one frame: samples * channels * 2 (960 for the defaults)."""
+        return self.frame_samples * self.channels * 2
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``config`` object of GET_STATUS (the four reference keys)."""
+        return {
+            "channels": self.channels,
+            "format": self.format,
+            "frame_ms": self.frame_ms,
+            "sample_rate_hz": self.sample_rate_hz,
+        }
+
+
+@dataclass(frozen=True)
+class MicRequest:
+    """A validated SET_PARAM request: the config plus the two persistent settings."""
+
+    config: MicConfig
+    #: New queue cap, or None to keep the current one.
+    max_queue_bytes: int | None = None
+    #: New stub pattern (decoded), or None to keep the current one.
+    pattern: bytes | None = None
+
+
+def _int(obj: dict, key: str, default: int, lo: int, hi: int) -> int:
+    value = obj.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key} must be an integer")
+    if not lo <= value <= hi:
+        raise ValueError(f"{key} must be in {lo}..{hi}, got {value}")
+    return value
+
+
+def _sub(obj: dict, key: str) -> dict:
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be an object")
+    return value
+
+
+def parse_set_param(payload: bytes | None) -> MicRequest:
+    """Validate a SET_PARAM payload as a whole (§11.3 with fixes G25, G27).
+
+    Absent fields (and JSON ``null``) take their defaults; a valid JSON value that is not
+    an object means "all defaults" (reference).  Raises ValueError saying which rule was
+    broken: not JSON; a wrong type; ``sample_rate_hz`` outside 1..768000; ``channels``
+    outside 1..8; ``frame_ms`` outside 1..10000; a frame of 0 bytes or above 4 MiB;
+    ``format`` other than ``"pcm16"``; ``max_queue_bytes`` negative; a
+    ``stub_pcm16_base64`` that is not standard base64 or decodes to more than 10 MiB.
+    ``drop_policy`` is accepted and ignored (always drop-oldest).
+    """
+    ok, obj = loads(payload)
+    if not ok:
+        raise ValueError("payload is absent or not JSON")
+    if not isinstance(obj, dict):
+        obj = {}
+    rate = _int(obj, "sample_rate_hz", 24000, 1, MAX_SAMPLE_RATE_HZ)
+    channels = _int(obj, "channels", 1, 1, MAX_CHANNELS)
+    frame_ms = _int(obj, "frame_ms", 20, 1, MAX_FRAME_MS)
+    fmt = obj.get("format")
+    if fmt is None:
+        fmt = "pcm16"
+    if fmt != "pcm16":
+        raise ValueError(f"unsupported format: {fmt!r} (only \"pcm16\")")
+    source = obj.get("source")
+    if source is None:
+        source = "device"
+    if not isinstance(source, str):
+        raise ValueError("source must be a string")
+    device = _sub(obj, "device").get("name")
+    if device is not None and (isinstance(device, bool) or not isinstance(device, (str, int))):
+        raise ValueError("device.name must be a string (or an integer index)")
+    to_stub = _sub(obj, "fallback").get("to_stub")
+    if to_stub is None:
+        to_stub = True
+    if not isinstance(to_stub, bool):
+        raise ValueError("fallback.to_stub must be a boolean")
+    max_queue = obj.get("max_queue_bytes")
+    if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int)
+                                  or max_queue < 0):
+        raise ValueError("max_queue_bytes must be a non-negative integer")
+    pattern = None
+    text = obj.get("stub_pcm16_base64")
+    if text is not None:
+        if not isinstance(text, str):
+            raise ValueError("stub_pcm16_base64 must be a string")
+        try:
+            pattern = base64.b64decode(text.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("stub_pcm16_base64 is not valid base64") from None
+        if len(pattern) > MAX_PATTERN_BYTES:
+            raise ValueError(f"stub_pcm16_base64 decodes to {len(pattern)} bytes "
+                             f"(at most {MAX_PATTERN_BYTES})")
+    config = MicConfig(rate, channels, frame_ms, fmt, source, device, to_stub)
+    if config.frame_bytes == 0:
+        raise ValueError(f"frame size is 0 bytes ({rate} Hz x {frame_ms} ms)")
+    if config.frame_bytes > MAX_FRAME_BYTES:
+        raise ValueError(f"frame size {config.frame_bytes} bytes exceeds {MAX_FRAME_BYTES}")
+    return MicRequest(config, max_queue, pattern)
+
+
+class SourceHandle(Protocol):
+    """A running source, as the mic fd sees it."""
+
+    #: Effective source reported by GET_STATUS: ``"device"``, ``"file"`` or ``"stub"``.
+    name: str
+
+    def stop(self) -> None:
+        """Stop producing; must not block (called with the table lock held)."""
+
+    def wake(self) -> None:
+        """The reader made room in the queue (sources pacing on the reader use it)."""
+
+
+class SourceOpener(Protocol):
+    """The host's audio edge (:class:`spear_lab.audio.SourceFactory`)."""
+
+    def open(self, mic: "MicFd", config: MicConfig, generation: int) -> SourceHandle:
+        """Start the source ``config`` asks for, after host policy; raises SourceError."""
+
+    def open_stub(self, mic: "MicFd", config: MicConfig, generation: int) -> SourceHandle:
+        """Start the stub producer (the fallback); never fails."""
+
+    def list_devices(self) -> dict[str, Any]:
+        """``{"devices":[...],"default":name-or-null}`` for LIST_DEVICES."""
+
+
+class MicFd(FdEntry):
+    """One microphone fd."""
+
+    kind = FdKind.MIC
+    initial_mask = 0
+
+    def __init__(self, table: FdTable, fd: int, sources: SourceOpener | None = None) -> None:
+        super().__init__(table, fd)
+        #: Opens sources; None = nothing is produced unless frames are pushed by hand.
+        self.sources = sources
+        self.config: MicConfig | None = None
+        self.running = False
+        self.queue: deque[bytes] = deque()
+        self.queue_bytes = 0
+        self.max_queue_bytes = DEFAULT_MAX_QUEUE_BYTES
+        self.dropped_frames = 0
+        self.last_error: str | None = None
+        self.generation = 0
+        self.pattern: bytes | None = None
+        self.pattern_offset = 0
+        self.source: SourceHandle | None = None
+        #: Effective source name ([EXT] GET_STATUS ``source``), None when nothing runs.
+        self.source_name: str | None = None
+        #: The source has ended (end of file); HUP once the queue is drained.
+        self.ended = False
+        #: Counters for views and tests (not in GET_STATUS).
+        self.frames_pushed = 0
+        self.frames_read = 0
+
+    # -- readiness ---------------------------------------------------------------------
+
+    def recompute(self) -> None:
+        """Recompute the stored mask from the state (§11.8).  Caller holds the lock."""
+        mask = 0
+        if self.queue:
+            mask |= EPOLLIN
+        if self.last_error is not None:
+            mask |= EPOLLERR
+        if self.ended and not self.queue:
+            mask |= EPOLLHUP
+        self.set_mask(mask)
+
+    # -- hostcalls -----------------------------------------------------------------------
+
+    def ctl(self, cmd: int, payload: bytes | None) -> int | bytes:
+        """``mic_ctl`` after the fd lookup: 0, output JSON bytes, or -errno."""
+        if cmd == MicCtl.SET_PARAM:
+            return self.set_param(payload)
+        if cmd == MicCtl.GET_STATUS:
+            return dumpb(self.status())
+        if cmd == MicCtl.LIST_DEVICES:
+            return dumpb(self.list_devices())
+        return -Errno.EINVAL
+
+    def set_param(self, payload: bytes | None) -> int:
+        """SET_PARAM: 0, -EINVAL (nothing changed), or -EIO (source failed, no fallback).
+
+        On success the previous producer is stopped, the queue and ``last_error`` are
+        cleared, ``generation`` grows by one and the new source starts.
+        """
+        try:
+            req = parse_set_param(payload)
+        except ValueError as exc:
+            log.debug("mic fd %d: SET_PARAM rejected: %s", self.fd, exc)
+            return -Errno.EINVAL
+        self._stop_source()
+        self.generation += 1
+        self.running = False
+        self.queue.clear()
+        self.queue_bytes = 0
+        self.last_error = None
+        self.ended = False
+        self.config = req.config
+        if req.max_queue_bytes is not None:
+            self.max_queue_bytes = req.max_queue_bytes
+        if req.pattern is not None:
+            self.pattern = req.pattern
+            self.pattern_offset = 0
+        self.running = True
+        self.recompute()
+        return self._start_source(req.config)
+
+    def _start_source(self, config: MicConfig) -> int:
+        if self.sources is None:
+            return 0
+        gen = self.generation
+        try:
+            handle = self.sources.open(self, config, gen)
+        except SourceError as exc:
+            if not config.fallback_to_stub:
+                self.running = False
+                self.generation += 1
+                self.last_error = str(exc)
+                self.recompute()
+                return -Errno.EIO
+            log.warning("mic fd %d: %s; using the stub source (fallback.to_stub)", self.fd, exc)
+            handle = self.sources.open_stub(self, config, gen)
+        self.source = handle
+        self.source_name = handle.name
+        return 0
+
+    def _stop_source(self) -> None:
+        handle, self.source = self.source, None
+        self.source_name = None
+        if handle is not None:
+            handle.stop()
+
+    def read(self, deliver: Deliver) -> int:
+        """``mic_read``: hand the oldest frame to ``deliver``; pop it only if delivered.
+
+        -EAGAIN when the queue is empty (also before any SET_PARAM).
+        """
+        if not self.queue:
+            return -Errno.EAGAIN
+        frame = self.queue[0]
+        rc = deliver(frame)
+        if rc >= 0:
+            self.queue.popleft()
+            self.queue_bytes -= len(frame)
+            self.frames_read += 1
+            self.recompute()
+            if self.source is not None:
+                self.source.wake()
+        return rc
+
+    def status(self) -> dict[str, Any]:
+        """The GET_STATUS object: the seven reference keys plus [EXT] ``source``."""
+        return {
+            "config": self.config.to_json() if self.config is not None else None,
+            "dropped_frames": self.dropped_frames,
+            "generation": self.generation,
+            "last_error": self.last_error,
+            "max_queue_bytes": self.max_queue_bytes,
+            "queue_bytes": self.queue_bytes,
+            "running": self.running,
+            "source": self.source_name,
+        }
+
+    def list_devices(self) -> dict[str, Any]:
+        """[EXT] LIST_DEVICES: the input devices a ``source: "device"`` may name."""
+        if self.sources is None:
+            return {"default": None, "devices": []}
+        return self.sources.list_devices()
+
+    def on_close(self) -> None:
+        """Stop the producer (running false, generation bumped); release the queue."""
+        self.running = False
+        self.generation += 1
+        self._stop_source()
+        self.queue.clear()
+        self.queue_bytes = 0
+
+    # -- producer side (these take the lock themselves) ----------------------------------
+
+    def _current(self, generation: int) -> bool:
+        return not self.closed and self.running and generation == self.generation
+
+    def _enqueue(self, frame: bytes) -> None:
+        self.queue.append(frame)
+        self.queue_bytes += len(frame)
+        self.frames_pushed += 1
+        while self.queue and self.queue_bytes > self.max_queue_bytes:
+            self.queue_bytes -= len(self.queue.popleft())
+            self.dropped_frames += 1
+
+    def is_current(self, generation: int) -> bool:
+        """True while a producer of ``generation`` should keep going."""
+        with self.table.lock:
+            return self._current(generation)
+
+    def push_frames(self, generation: int, frames: list[bytes]) -> bool:
+        """Queue captured frames (drop-oldest beyond the cap); False = stale, stop."""
+        with self.table.lock:
+            if not self._current(generation):
+                return False
+            for frame in frames:
+                self._enqueue(frame)
+            if frames:
+                self.recompute()
+            return True
+
+    def push_frame(self, generation: int, frame: bytes) -> bool:
+        """Queue one frame; False when the producer is stale and must stop."""
+        return self.push_frames(generation, [frame])
+
+    def stub_frame(self) -> bytes:
+        """The next stub frame (§11.7): zeros, or the stored pattern taken cyclically from
+        the persistent offset.  Caller holds the lock and has a config."""
+        assert self.config is not None
+        n = self.config.frame_bytes
+        pattern = self.pattern
+        if not pattern:
+            return bytes(n)
+        out = bytearray()
+        pos = self.pattern_offset
+        while len(out) < n:
+            piece = pattern[pos:pos + n - len(out)]
+            out += piece
+            pos = (pos + len(piece)) % len(pattern)
+        self.pattern_offset = pos
+        return bytes(out)
+
+    def stub_tick(self, generation: int) -> bool:
+        """One step of the stub producer: queue the next stub frame.  False = stop."""
+        with self.table.lock:
+            if not self._current(generation) or self.config is None:
+                return False
+            self._enqueue(self.stub_frame())
+            self.recompute()
+            return True
+
+    def free_frames(self, generation: int, frame_bytes: int) -> int | None:
+        """How many frames fit under the cap now (at least 1 when the queue is empty);
+        None when the producer is stale.  For sources paced by the reader."""
+        with self.table.lock:
+            if not self._current(generation):
+                return None
+            free = (self.max_queue_bytes - self.queue_bytes) // max(frame_bytes, 1)
+            return max(free, 1 if not self.queue else 0)
+
+    def source_error(self, generation: int, message: str) -> None:
+        """A runtime source failure: ``last_error`` and EPOLLERR; capture may continue."""
+        with self.table.lock:
+            if self.closed or generation != self.generation:
+                return
+            self.last_error = message
+            self.recompute()
+
+    def source_ended(self, generation: int) -> None:
+        """A finite source produced its last frame: running false, HUP once drained."""
+        with self.table.lock:
+            if not self._current(generation):
+                return
+            self.running = False
+            self.ended = True
+            self.recompute()
