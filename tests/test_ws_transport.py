@@ -369,6 +369,25 @@ def test_close_sends_commit_when_flush_on_close_then_a_close_frame(host, make_se
     assert_clean(host.io, srv.port)
 
 
+def test_flush_on_close_sends_audio_still_queued_then_commit(host, make_server):
+    srv = make_server()
+    fd = ws_fd(host, srv.url)
+    assert host.rtasr_ctl(fd, RtasrCtl.SET_AUTOFLUSH, b'{"strategy":"manual","flush_on_close":true}') == 0
+    connect(host, fd)
+    srv.frames(1)  # the session update: the connection is up
+    audio = bytes(range(256)) * 19 * 50  # 50 chunks of 4864 bytes
+    for i in range(50):
+        assert host.rtasr_write(fd, audio[i * 4864:(i + 1) * 4864]) == 4864
+    assert host.rtasr_close(fd) == 0  # most of it is still queued
+    conn = srv.conn()
+    wait_until(lambda: conn.ended, what="the server to see the close")
+    appends = [json.loads(f) for f in conn.frames[1:-1]]
+    assert all(a["type"] == "input_audio_buffer.append" for a in appends)
+    assert b"".join(base64.b64decode(a["audio"]) for a in appends) == audio
+    assert conn.frames[-1] == COMMIT and conn.close_code == 1000
+    assert_clean(host.io, srv.port)
+
+
 def test_flush_on_close_sends_nothing_when_everything_was_committed(host, make_server):
     srv = make_server()
     fd = ws_fd(host, srv.url)

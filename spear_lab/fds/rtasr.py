@@ -68,6 +68,8 @@ class RtAsrFd(FdEntry):
         now = clock()
         self.commit_clock = CommitClock(now, now, now)
         self.transport: Transport | None = None
+        #: Audio left in the send queue at close, for a flush_on_close transport.
+        self.unsent: list[SendItem] = []
         #: Counters for views and summaries.
         self.events_received = 0
         self.audio_bytes_written = 0
@@ -244,6 +246,9 @@ class RtAsrFd(FdEntry):
     def on_close(self) -> None:
         self.state = RtasrState.CLOSED
         transport, self.transport = self.transport, None
+        # flush_on_close: audio still queued goes out before the final commit.
+        flush = self.segmentation.flush_on_close
+        self.unsent = [i for i in self.send_queue if i.audio] if flush else []
         self.send_queue.clear()
         self.recv_queue.clear()
         self.send_queue_bytes = self.recv_queue_bytes = 0

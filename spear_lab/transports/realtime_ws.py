@@ -313,6 +313,12 @@ class RealtimeWsTransport:
         """Optional commit, then the closing handshake (aborted after CLOSE_TIMEOUT_S)."""
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                if flush and ws.state is State.OPEN:
+                    unsent, self._fd.unsent = self._fd.unsent, []
+                    for item in unsent:
+                        for frame in protocol.append_events(item.data, self.max_event_bytes):
+                            await ws.send(frame, text=True)
+                        self.audio_since_commit += len(item.data)
                 if flush and self.audio_since_commit > 0 and ws.state is State.OPEN:
                     await ws.send(protocol.COMMIT, text=True)
                     self.audio_since_commit = 0
