@@ -18,7 +18,7 @@ demo: venv
 	$(VENV)/bin/spear-lab demo
 
 test: venv guests
-	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
 
 deps:
 	@$(PYTHON) scripts/ensure_deb.py $(DEB_PACKAGES)

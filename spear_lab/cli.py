@@ -109,14 +109,15 @@ def run_command(args: argparse.Namespace, out=sys.stdout) -> int:
 def print_summary(result, trace, out) -> None:
     """One block: guest status, events, drops, errno counts, duration."""
     s = trace.summary()
-    errnos = ", ".join(f"{k}={v}" for k, v in sorted(s.get("errno", {}).items())) or "none"
-    drops = s.get("drops", {})
-    calls = sum(v["calls"] for v in s.get("hostcalls", {}).values())
+    errnos = ", ".join(f"{k}={v}" for k, v in sorted(s["errno"].items())) or "none"
+    drops = s["drops"]
+    calls = sum(v["calls"] for v in s["hostcalls"].values())
     ended = f"exit {result.exit_code}" if result.exit_code is not None else f"trap: {result.trap}"
     out.write(
         f"--- {result.name}: {ended}; {result.duration_s:.2f} s; hostcalls {calls}; "
-        f"events {s.get('events', 0)}; transcripts {s.get('transcript_items', 0)}; "
-        f"drops {json.dumps(drops, separators=(',', ':'))}; errno {errnos}\n"
+        f"events {s['events']}; transcripts {s['transcript']['completed']}; "
+        f"dropped events {drops['dropped_events']}, frames {drops['dropped_frames']}; "
+        f"errno {errnos}\n"
     )
 
 
@@ -179,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spear-lab", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run a guest")
+    r = sub.add_parser("run", help="run a guest (arguments after -- go to the guest)")
     r.add_argument("guest", help="a .wasm/.wat path or a built-in guest name")
     r.add_argument("--mic", default="device", help="device[:NAME] | file:PATH | stub (default device)")
     r.add_argument("--backend", default="local", help="local | stub | a configured backend name")
@@ -187,7 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", help="transcription model")
     r.add_argument("--timeout", type=float, help="stop the guest after S seconds (exit 124)")
     r.add_argument("--fast", action="store_true", help="file mic: as fast as the guest reads")
-    r.add_argument("guest_args", nargs="*", help="arguments after -- go to the guest")
     r.set_defaults(func=run_command)
     d = sub.add_parser("demo", help="the main job: transcribe the bundled speech locally")
     d.add_argument("--backend", default="local")
@@ -206,7 +206,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .server.cli import main as serve_main
 
         return serve_main(argv[1:])
+    guest_args: list[str] = []
+    if "--" in argv:  # everything after -- goes to the guest untouched
+        cut = argv.index("--")
+        argv, guest_args = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    args.guest_args = guest_args
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     return args.func(args)

@@ -76,6 +76,9 @@ class FdTable:
             self._next += 1
             entry = cls(self, fd, *args, **kwargs)
             self._entries[fd] = entry
+            if entry.mask:
+                for observer in self.observers:
+                    observer(fd, 0, entry.mask)
             return entry
 
     def get(self, fd: int) -> FdEntry | None:

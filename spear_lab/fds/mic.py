@@ -326,6 +326,7 @@ class MicFd(FdEntry):
             self.queue_bytes -= len(frame)
             self.frames_read += 1
             self.recompute()
+            self._note_queue()
             if self.source is not None:
                 self.source.wake()
         return rc
@@ -357,6 +358,15 @@ class MicFd(FdEntry):
         self.queue.clear()
         self.queue_bytes = 0
 
+    def _note_queue(self) -> None:
+        """Report the queue level to table listeners (the Trace).  Caller holds the lock."""
+        if self.table.listeners:
+            self.table.note(self.fd, "mic_queue", {
+                "queue_bytes": self.queue_bytes,
+                "max_queue_bytes": self.max_queue_bytes,
+                "dropped_frames": self.dropped_frames,
+            })
+
     # -- producer side (these take the lock themselves) ----------------------------------
 
     def _current(self, generation: int) -> bool:
@@ -384,6 +394,7 @@ class MicFd(FdEntry):
                 self._enqueue(frame)
             if frames:
                 self.recompute()
+                self._note_queue()
             return True
 
     def push_frame(self, generation: int, frame: bytes) -> bool:

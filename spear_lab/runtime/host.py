@@ -334,6 +334,12 @@ class Host:
     def __repr__(self) -> str:
         return f"<Host {self.name} fds={len(self.table)} open={len(self.table.open_fds())}>"
 
+    def _repr_html_(self) -> str:
+        """The fd table as an HTML table (for notebooks)."""
+        from ..views.html import fd_table_html
+
+        return fd_table_html(self)
+
 
 def _read_py(read_into: Callable[[int, Callable[[bytes], int]], int], fd: int, cap: int) -> bytes | int:
     """Run a read for a Python caller: the payload, or -errno (-ENOSPC above ``cap``)."""

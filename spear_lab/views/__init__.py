@@ -1,0 +1,27 @@
+"""Views over a :class:`~spear_lab.trace.Trace` (ipywidgets and matplotlib; headless-safe).
+
+- :class:`QueueView` / :func:`queue_figure`: send, receive and mic queues against caps;
+- :class:`TimelineView` / :func:`timeline_figure`: readiness per fd and bit, with
+  ``spear_epoll_wait`` calls and returns on the same time axis;
+- :class:`TranscriptView` / :func:`transcript_html`: deltas growing into final text;
+- :class:`HostcallLog`: a filterable table with errno names;
+- :func:`segments_figure`: several guests' segments of the same audio, side by side;
+- :class:`Dashboard`: all of them, refreshed together.
+
+Live views refresh at most 10 times per second on the kernel's loop (or a timer thread),
+and only when the Trace changed.  Views read the Trace and nothing else.
+"""
+
+from .dashboard import Dashboard
+from .hostcalls import HostcallLog, filter_hostcalls, hostcall_html
+from .html import FdTable, Status, fd_table_html, status_html
+from .queues import QueueView, queue_figure, queue_levels
+from .segments import segment_spans, segments_figure
+from .timeline import TimelineView, timeline_figure, timeline_lanes
+from .transcript import TranscriptView, transcript_html
+
+__all__ = [
+    "Dashboard", "FdTable", "HostcallLog", "QueueView", "Status", "TimelineView", "TranscriptView",
+    "fd_table_html", "filter_hostcalls", "hostcall_html", "queue_figure", "queue_levels",
+    "segment_spans", "segments_figure", "status_html", "timeline_figure", "timeline_lanes", "transcript_html",
+]
