@@ -17,8 +17,8 @@
  * End of input: mic EPOLLHUP (e.g. the end of a file source), or --max-frames.  The frames
  * still queued in the mic are sent, then FLUSH (commit) is sent if the segmentation is
  * manual or client_commit, and events are read until every committed item got its
- * `completed` event (and, under server VAD, no speech segment is open) or the drain
- * timeout passes.  EPOLLERR on either fd ends the run with an error.
+ * `completed` event (and, under server VAD, no speech segment is open) or no event has
+ * arrived for the drain time.  EPOLLERR on either fd ends the run with an error.
  *
  * stdout, one line each (text has CR/LF replaced by spaces):
  *   config backend=<b> model=<m|-> transport=<t> drain_ms=<n> max_frames=<n> flush_at_end=<m>
@@ -331,6 +331,9 @@ static void drain_events(void) {
             return;
         }
         handle_event(ev_buf);
+        /* While draining, the timeout counts from the last event: a backend that is
+         * still working through audio sent faster than real time is not cut off. */
+        if (drain_deadline) drain_deadline = sp_time_now_ms() + cfg.drain_ms;
     }
 }
 
