@@ -322,7 +322,8 @@ def test_energy_asr_manual_commit_and_errors():
     import base64
     ev = json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(tone(0.2)).decode()})
     assert asr.control(ev.encode()) == [] and asr.position_ms == 2500 + 300 + 300 + 200
-    assert asr.control(b'{"type":"session.update","session":{}}') == []
+    [updated] = asr.control(b'{"type":"session.update","session":{}}')  # acknowledged in order
+    assert updated["type"] == "session.updated" and updated["session"]["type"] == "transcription"
     assert asr.control(b"not json") == [] and asr.control(b"[1]") == []
 
 

@@ -16,7 +16,9 @@
  *
  * End of input: mic EPOLLHUP (e.g. the end of a file source), or --max-frames.  The frames
  * still queued in the mic are sent, then FLUSH (commit) is sent if the segmentation is
- * manual or client_commit, and events are read until every committed item got its
+ * manual or client_commit, then a no-op session.update as a barrier (the server answers
+ * in order, so its reply means every commit and VAD decision for the audio sent has been
+ * reported), and events are read until the barrier is answered, every committed item got its
  * `completed` event (and, under server VAD, no speech segment is open) or no event has
  * arrived for the drain time.  EPOLLERR on either fd ends the run with an error.
  *
@@ -35,7 +37,8 @@
  *   event <type>
  *   mic_end reason=<hup|eof|max_frames> frames=<n>
  *   flush rc=<n>
- *   drain_timeout pending_items=<n> speech_open=<0|1> flush_await=<0|1>
+ *   barrier   (the server answered the end-of-input session.update)
+ *   drain_timeout pending_items=<n> speech_open=<0|1> barrier_await=<0|1>
  *   error: <what> rc=<n>
  *   status rtasr: <json>
  *   status mic: <json>
@@ -101,13 +104,17 @@ static int has_pending, out_backoff;
 
 static int mic_state = MIC_LIVE;
 static int strategy = SEG_SERVER_VAD;
-static int stub_mode, openai_events, need_flush, flush_await, speech_open;
+static int stub_mode, openai_events, need_flush, speech_open;
+#define BARRIER_ID "spear_barrier"
 static char items[MAX_ITEMS][ITEM_ID_MAX];
 static int n_items;
 
 static long long frames, frames_read, bytes, events, completed, eagain, outwaits;
 static int64_t drain_deadline, sendq_empty_at;
 static int drain_timeout, exit_code, finished;
+/* end of input: a no-op session.update sent after the last audio; the server answers in
+ * order, so its reply means every earlier commit and VAD decision has been reported. */
+static int need_barrier, barrier_await, updates_seen, barrier_target;
 static int64_t mic_dropped = -1;
 
 /* ------------------------------------------------------------------------------------ */
@@ -299,7 +306,6 @@ static void handle_event(const char *ev) {
     } else if (strcmp(type, "input_audio_buffer.committed") == 0) {
         printf("committed %s\n", item[0] ? item : "-");
         add_item(item);
-        flush_await = 0;
         speech_open = 0;
     } else if (strcmp(type, "input_audio_buffer.speech_started") == 0) {
         printf("speech_started %s\n", item[0] ? item : "-");
@@ -307,14 +313,27 @@ static void handle_event(const char *ev) {
     } else if (strcmp(type, "input_audio_buffer.speech_stopped") == 0) {
         /* the segment stays open until its committed event */
         printf("speech_stopped %s\n", item[0] ? item : "-");
+    } else if (strcmp(type, "session.updated") == 0 ||
+               strcmp(type, "transcription_session.updated") == 0) {
+        /* replies come in order: the WebSocket transport's own update at connect first */
+        updates_seen++;
+        if (barrier_await && updates_seen >= barrier_target) {
+            barrier_await = 0;
+            printf("barrier\n");
+        } else {
+            printf("event %s\n", type);
+        }
     } else if (strcmp(type, "error") == 0) {
         char *msg = get_text(ev, "message");
+        /* a server that does not know session.update echoes our event_id in error{} */
+        if (barrier_await && strstr(ev, "\"event_id\":\"" BARRIER_ID "\"") != NULL) {
+            barrier_await = 0;
+            printf("barrier\n");
+        }
         printf("error_event: ");
         for (const char *p = msg ? msg : ""; *p; p++) putchar(*p == '\n' || *p == '\r' ? ' ' : *p);
         putchar('\n');
         free(msg);
-        /* a commit of an empty buffer is answered with an error: stop waiting for it */
-        flush_await = 0;
     } else {
         printf("event %s\n", type);
     }
@@ -341,7 +360,7 @@ static void drain_events(void) {
 static void update_interest(void) {
     const uint32_t base = SPEAR_EPOLLIN | SPEAR_EPOLLERR | SPEAR_EPOLLHUP;
     uint32_t want = base;
-    if ((has_pending || need_flush) && !out_backoff) want |= SPEAR_EPOLLOUT;
+    if ((has_pending || need_flush || need_barrier) && !out_backoff) want |= SPEAR_EPOLLOUT;
     if (want != asr_mask) {
         int32_t rc = sp_ep_ctl(ep, SPEAR_EPOLL_CTL_MOD, asr, (int32_t)want);
         if (rc < 0) {
@@ -379,6 +398,17 @@ static void snapshot_mic_dropped(void) {
     }
 }
 
+/* Does GET_STATUS report this transport ([EXT] key "transport")? */
+static int transport_is(const char *name) {
+    uint32_t len = 0;
+    char *st = sp_rtasr_get_status_alloc(asr, &len);
+    char tr[32];
+    int yes = st != NULL && sp_json_get_string(st, "transport", tr, sizeof tr) >= 0 &&
+              strcmp(tr, name) == 0;
+    free(st);
+    return yes;
+}
+
 /* The microphone is finished: close it and start draining. */
 static void mic_done(const char *reason) {
     if (mic_state == MIC_DONE) return;
@@ -389,19 +419,12 @@ static void mic_done(const char *reason) {
     printf("mic_end reason=%s frames=%lld\n", reason, frames_read);
     /* A stub transport (GET_STATUS "transport" [EXT]) that has not sent OpenAI-shaped
      * events is the reference stub: it never commits, so do not wait for transcripts. */
-    uint32_t len = 0;
-    char *st = sp_rtasr_get_status_alloc(asr, &len);
-    if (st != NULL) {
-        char tr[32];
-        if (sp_json_get_string(st, "transport", tr, sizeof tr) >= 0 && strcmp(tr, "stub") == 0 &&
-            !openai_events)
-            stub_mode = 1;
-        free(st);
-    }
+    if (!openai_events && transport_is("stub")) stub_mode = 1;
     int flush = strcmp(cfg.flush_at_end, "always") == 0 ||
                 (strcmp(cfg.flush_at_end, "auto") == 0 &&
                  (strategy == SEG_MANUAL || strategy == SEG_CLIENT_COMMIT));
     if (flush && !stub_mode && bytes + (has_pending ? pending_len : 0) > 0) need_flush = 1;
+    if (!stub_mode) need_barrier = 1;
     drain_deadline = sp_time_now_ms() + cfg.drain_ms;
     fflush(stdout);
 }
@@ -489,13 +512,30 @@ static void on_writable(void) {
             return;
         }
         need_flush = 0;
-        flush_await = stub_mode ? 0 : 1;
+    }
+    if (!has_pending && !need_flush && need_barrier && !finished) {
+        static const char barrier[] =
+            "{\"type\":\"session.update\",\"event_id\":\"" BARRIER_ID "\","
+            "\"session\":{\"type\":\"transcription\"}}";
+        int32_t rc = sp_rtasr_send_event_json(asr, barrier, sizeof barrier - 1);
+        if (rc == -SPEAR_EAGAIN) {
+            eagain++;
+            out_backoff = 1;
+            return;
+        }
+        if (rc < 0) {
+            fail("rtasr send_event (barrier)", rc, 3);
+            return;
+        }
+        need_barrier = 0;
+        barrier_await = 1;
+        barrier_target = 1 + (transport_is("websocket") ? 1 : 0);
     }
 }
 
 /* Drain phase: is everything we wait for in? */
 static int drain_complete(int64_t now) {
-    if (has_pending || need_flush) return 0;
+    if (has_pending || need_flush || need_barrier) return 0;
     uint32_t len = 0;
     char *st = sp_rtasr_get_status_alloc(asr, &len);
     int64_t sendq = 0;
@@ -509,7 +549,7 @@ static int drain_complete(int64_t now) {
     }
     if (sendq_empty_at == 0) sendq_empty_at = now;
     if (stub_mode) return 1;
-    if (flush_await || n_items > 0 || speech_open) return 0;
+    if (barrier_await || n_items > 0 || speech_open) return 0;
     return now - sendq_empty_at >= cfg.settle_ms;
 }
 
@@ -650,8 +690,8 @@ int main(int argc, char **argv) {
             if (drain_complete(now)) break;
             if (now >= drain_deadline) {
                 drain_timeout = 1;
-                printf("drain_timeout pending_items=%d speech_open=%d flush_await=%d\n", n_items,
-                       speech_open, flush_await);
+                printf("drain_timeout pending_items=%d speech_open=%d barrier_await=%d\n", n_items,
+                       speech_open, barrier_await);
                 break;
             }
             int64_t left = drain_deadline - now;
@@ -668,7 +708,7 @@ int main(int argc, char **argv) {
         }
         if (out_backoff) {
             out_backoff = 0; /* restore OUT interest, and retry once now */
-            if (has_pending || need_flush) on_writable();
+            if (has_pending || need_flush || need_barrier) on_writable();
         }
         for (int32_t i = 0; i < n && !finished; i++) {
             int32_t fd = evs[i].fd;
@@ -686,7 +726,7 @@ int main(int argc, char **argv) {
                     finished = 1;
                     break;
                 }
-                if ((e & SPEAR_EPOLLOUT) && (has_pending || need_flush)) on_writable();
+                if ((e & SPEAR_EPOLLOUT) && (has_pending || need_flush || need_barrier)) on_writable();
             } else if (fd == mic && mic_watched) {
                 if (e & SPEAR_EPOLLERR) {
                     fail("mic EPOLLERR", -SPEAR_EIO, 3);

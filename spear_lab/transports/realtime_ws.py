@@ -285,9 +285,13 @@ class RealtimeWsTransport:
                     raise _Failure(self._scrub(str(exc)) or f"backend unavailable: {type(exc).__name__}") from None
             headers = protocol.handshake_headers(
                 self.dialect, self._credential.reveal() if self._credential is not None else None)
+            loopback = is_loopback_url(url)
             async with asyncio.timeout(timeout):
+                # No keepalive pings on loopback: a server that stops reading while its
+                # recogniser catches up (backpressure) would time them out (close 1011).
                 return await connect(
-                    url, additional_headers=headers, proxy=None if is_loopback_url(url) else True,
+                    url, additional_headers=headers, proxy=None if loopback else True,
+                    ping_interval=None if loopback else 20,
                     max_size=MAX_FRAME_BYTES, compression=None, open_timeout=None,
                     close_timeout=CLOSE_TIMEOUT_S, logger=_WIRE_LOG,
                 )

@@ -178,6 +178,10 @@ class EnergyAsr:
             return self.commit()
         if kind == "input_audio_buffer.clear":
             return self.clear()
+        if kind == "session.update":  # acknowledged in order, like a real server
+            updated = self.session_created(None)
+            updated["type"] = "session.updated"
+            return [updated]
         if kind == "input_audio_buffer.append" and isinstance(obj.get("audio"), str):
             try:
                 return self.audio(base64.b64decode(obj["audio"], validate=True))

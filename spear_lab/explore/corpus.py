@@ -1,0 +1,450 @@
+"""Recordings with ground truth: generated speech (espeak-ng) or a user's WAV plus text.
+
+A :class:`Recording` is mono int16 audio at :data:`RATE` (24 kHz, the ABI's rate), its
+reference utterances (text, and where known the exact sample range of each one's speech),
+and a WAV file on disk that a file microphone can replay.
+
+:func:`generate` speaks sentences with espeak-ng (``-v en-us+klatt4 -s 190``, resampled
+with ``sox -D`` so runs are bit-identical), trims each sentence clip to its audible part
+(first to last sample louder than :data:`TRIM_REL` of the clip's peak), joins the clips
+with silences of exactly the requested lengths, and optionally mixes white or pink noise
+at a given SNR (dB, speech power measured over the speech regions of the clean signal)
+from a seeded generator.  The speech regions are therefore known to the sample.
+
+:func:`load_recording` takes a WAV (any rate, mono or stereo pcm16), the reference text
+(a string or a text file; one line per utterance when it is paired with regions) and an
+optional regions CSV (``start,end[,text]`` in seconds, header optional).
+
+Generated audio and sentence clips are cached under :func:`cache_dir`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import wave
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = [
+    "RATE", "VOICE", "SPEED", "SENTENCES", "TRIM_REL", "Utterance", "Recording",
+    "cache_dir", "generate", "noise_levels", "load_recording", "read_wav", "write_wav",
+    "synthesize", "trim_bounds", "mix_noise",
+]
+
+log = logging.getLogger(__name__)
+
+RATE = 24000
+"""Sample rate (Hz) of every Recording: the ABI's pcm16 rate."""
+VOICE = "en-us+klatt4"
+"""espeak-ng voice that pocketsphinx recognises best (facts.md: WER about 0.2)."""
+SPEED = 190
+"""espeak-ng speed (words per minute)."""
+TRIM_REL = 0.01
+"""A sample is speech for trimming when louder than this fraction of the clip's peak."""
+GENERATOR_VERSION = 1
+"""Bumped whenever generated audio would change; part of every cache key."""
+
+SENTENCES = (
+    "the quick brown fox jumps over the lazy dog",
+    "please call me back when you get home tonight",
+    "we need to buy some milk and bread at the store",
+    "the weather is very nice today",
+    "i would like to book a table for two people",
+    "she went to the library to read a new book",
+    "my sister lives in a small house near the river",
+    "can you tell me how to get to the station",
+)
+"""Plain sentences the default pocketsphinx model recognises reasonably well."""
+
+
+def cache_dir() -> Path:
+    """``$SPEAR_LAB_CACHE`` or ``~/.cache/spear_lab`` (created on demand)."""
+    env = os.environ.get("SPEAR_LAB_CACHE")
+    path = Path(env) if env else Path.home() / ".cache" / "spear_lab"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One reference utterance: its text and, when known, its speech as samples
+    ``[start, end)`` of the recording (None when the regions are unknown)."""
+
+    text: str
+    start: int | None = None
+    end: int | None = None
+
+    def span_ms(self, rate: int = RATE) -> tuple[float, float] | None:
+        """``(start_ms, end_ms)`` or None when the region is unknown."""
+        if self.start is None or self.end is None:
+            return None
+        return self.start * 1000.0 / rate, self.end * 1000.0 / rate
+
+
+@dataclass
+class Recording:
+    """Mono int16 audio at ``rate`` Hz with its reference utterances.
+
+    ``path`` is a WAV of exactly this audio (written on demand by :meth:`wav`);
+    ``meta`` describes how it was made (generator parameters, source file).
+    """
+
+    name: str
+    pcm: np.ndarray
+    rate: int = RATE
+    utterances: list[Utterance] = field(default_factory=list)
+    path: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The whole reference transcript (utterances joined by spaces)."""
+        return " ".join(u.text for u in self.utterances if u.text)
+
+    @property
+    def duration_ms(self) -> float:
+        return len(self.pcm) * 1000.0 / self.rate
+
+    @property
+    def has_regions(self) -> bool:
+        """True when every utterance has a known speech region."""
+        return bool(self.utterances) and all(u.start is not None for u in self.utterances)
+
+    def regions_ms(self) -> list[tuple[float, float]]:
+        """Speech regions ``(start_ms, end_ms)`` of the utterances (empty when unknown)."""
+        if not self.has_regions:
+            return []
+        return [u.span_ms(self.rate) for u in self.utterances]  # type: ignore[misc]
+
+    @property
+    def audio_digest(self) -> str:
+        """sha256 (hex) of the audio and its rate: what a replay depends on (cache key)."""
+        h = hashlib.sha256()
+        h.update(f"{self.rate}\n".encode())
+        h.update(np.ascontiguousarray(self.pcm, dtype="<i2").tobytes())
+        return h.hexdigest()
+
+    @property
+    def digest(self) -> str:
+        """sha256 (hex) of the audio, rate and ground truth: the recording's identity."""
+        h = hashlib.sha256(self.audio_digest.encode())
+        h.update(json.dumps([[u.text, u.start, u.end] for u in self.utterances]).encode())
+        return h.hexdigest()
+
+    def wav(self, directory: Path | None = None) -> Path:
+        """Path of a WAV holding exactly ``pcm`` (written under ``directory`` or the cache
+        the first time)."""
+        if self.path is not None and self.path.is_file():
+            return self.path
+        directory = directory or cache_dir() / "recordings"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"{self.audio_digest[:20]}.wav"
+        if not self.path.is_file():
+            write_wav(self.path, self.pcm, self.rate)
+        return self.path
+
+    def __repr__(self) -> str:
+        return (f"<Recording {self.name!r} {self.duration_ms / 1000:.1f} s "
+                f"{len(self.utterances)} utterances{'' if self.has_regions else ' (no regions)'}>")
+
+
+# -- WAV I/O --------------------------------------------------------------------------------
+
+
+def write_wav(path: str | os.PathLike[str], pcm: np.ndarray, rate: int = RATE) -> Path:
+    """Write mono int16 ``pcm`` as a 16-bit PCM WAV (atomically: temp file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.ascontiguousarray(pcm, dtype="<i2").tobytes())
+    os.replace(tmp, path)
+    return path
+
+
+def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """Read a 16-bit PCM WAV; returns ``(mono int16 samples, rate)`` (channels averaged).
+
+    Raises ValueError for other sample widths."""
+    with wave.open(str(path), "rb") as w:
+        width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
+        raw = w.readframes(w.getnframes())
+    if width != 2:
+        raise ValueError(f"{path}: {8 * width}-bit WAV; only 16-bit PCM is supported")
+    pcm = np.frombuffer(raw, dtype="<i2")
+    if channels > 1:
+        pcm = np.rint(pcm[: len(pcm) // channels * channels].reshape(-1, channels).mean(axis=1))
+    return pcm.astype(np.int16), rate
+
+
+def _resample(pcm: np.ndarray, rate: int, to: int = RATE) -> np.ndarray:
+    """Resample with ``sox -D`` when available, else by linear interpolation."""
+    if rate == to:
+        return pcm.astype(np.int16)
+    sox = shutil.which("sox")
+    if sox:
+        raw = subprocess.run(
+            [sox, "-D", "-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1", "-r", str(rate),
+             "-", "-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1", "-r", str(to), "-"],
+            input=np.ascontiguousarray(pcm, dtype="<i2").tobytes(), check=True, capture_output=True).stdout
+        return np.frombuffer(raw, dtype="<i2").copy()
+    n = int(round(len(pcm) * to / rate))
+    x = np.interp(np.arange(n) * rate / to, np.arange(len(pcm)), pcm.astype(np.float64))
+    return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+
+
+# -- speech generation ----------------------------------------------------------------------
+
+
+def _require(program: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        raise FileNotFoundError(f"{program} not found; install the Debian package {program}")
+    return path
+
+
+@lru_cache(maxsize=1)
+def _espeak_version() -> str:
+    out = subprocess.run([_require("espeak-ng"), "--version"], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def synthesize(text: str, voice: str = VOICE, speed: int = SPEED, rate: int = RATE,
+               cache: bool = True) -> np.ndarray:
+    """Speak ``text`` with espeak-ng; mono int16 at ``rate`` Hz, peak normalised to -3 dBFS.
+
+    Clips are cached under ``cache_dir()/clips``.  Raises FileNotFoundError when espeak-ng
+    or sox is missing, ``subprocess.CalledProcessError`` when either fails.
+    """
+    key = hashlib.sha256(json.dumps(
+        [GENERATOR_VERSION, _espeak_version(), text, voice, speed, rate]).encode()).hexdigest()[:24]
+    path = cache_dir() / "clips" / f"{key}.npy"
+    if cache and path.is_file():
+        return np.load(path)
+    wav = subprocess.run([_require("espeak-ng"), "-v", voice, "-s", str(speed), "--stdout", text],
+                         check=True, capture_output=True).stdout
+    raw = subprocess.run(
+        [_require("sox"), "-D", "-t", "wav", "-", "-t", "raw", "-e", "signed-integer", "-b", "16",
+         "-c", "1", "-r", str(rate), "-", "gain", "-n", "-3"],
+        input=wav, check=True, capture_output=True).stdout
+    pcm = np.frombuffer(raw, dtype="<i2").copy()
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npy")
+        np.save(tmp, pcm)
+        os.replace(tmp, path)
+    return pcm
+
+
+def trim_bounds(pcm: np.ndarray, rel: float = TRIM_REL) -> tuple[int, int]:
+    """``[first, last + 1)`` of the samples louder than ``rel`` of the peak; (0, 0) if silent."""
+    mag = np.abs(pcm.astype(np.int32))
+    peak = int(mag.max()) if len(mag) else 0
+    if peak == 0:
+        return 0, 0
+    loud = np.flatnonzero(mag > rel * peak)
+    return int(loud[0]), int(loud[-1]) + 1
+
+
+def mix_noise(pcm: np.ndarray, regions: Sequence[tuple[int, int]], snr_db: float,
+              kind: str = "pink", seed: int = 0) -> np.ndarray:
+    """``pcm`` plus stationary noise at ``snr_db`` dB below the mean speech power.
+
+    Speech power is the mean square over ``regions`` (sample ranges); ``kind`` is
+    ``"white"`` or ``"pink"`` (1/f power, shaped in the frequency domain).  The noise is
+    drawn from ``numpy.random.default_rng(seed)``.  Raises ValueError for an unknown kind
+    or empty regions.
+    """
+    if kind not in ("white", "pink"):
+        raise ValueError(f"unknown noise kind {kind!r} (white or pink)")
+    n = len(pcm)
+    noise = np.random.default_rng(seed).standard_normal(n)
+    if kind == "pink":
+        spec = np.fft.rfft(noise)
+        f = np.arange(len(spec), dtype=np.float64)
+        spec[0] = 0.0
+        spec[1:] /= np.sqrt(f[1:])
+        noise = np.fft.irfft(spec, n)
+    x = pcm.astype(np.float64)
+    speech = np.concatenate([x[a:b] for a, b in regions]) if regions else np.zeros(0)
+    if not len(speech):
+        raise ValueError("mix_noise needs at least one non-empty speech region")
+    p_speech = float(np.mean(speech ** 2))
+    noise *= np.sqrt(p_speech / 10 ** (snr_db / 10) / float(np.mean(noise ** 2)))
+    return np.clip(np.rint(x + noise), -32768, 32767).astype(np.int16)
+
+
+def _as_list(value: float | Sequence[float], n: int) -> list[float]:
+    if isinstance(value, (int, float)):
+        return [float(value)] * n
+    values = [float(v) for v in value]
+    if len(values) != n:
+        raise ValueError(f"need {n} pause lengths, got {len(values)}")
+    return values
+
+
+def generate(sentences: Sequence[str] | None = None, *, pauses_ms: float | Sequence[float] = 800,
+             snr_db: float | None = None, noise: str = "pink", seed: int = 0,
+             lead_ms: float = 500, tail_ms: float = 1500, voice: str = VOICE,
+             speed: int = SPEED, name: str | None = None, cache: bool = True) -> Recording:
+    """Speak ``sentences`` one after the other with known pauses; optional noise.
+
+    - ``pauses_ms``: silence between consecutive sentences' audible parts (one value or
+      one per gap);
+    - ``lead_ms`` / ``tail_ms``: silence before the first and after the last sentence;
+    - ``snr_db``: None for clean audio, else ``noise`` (white or pink) at that SNR, seeded.
+
+    Each utterance's ``start``/``end`` are the exact sample range of its trimmed clip.
+    The result (audio WAV + ground truth JSON) is cached under ``cache_dir()/corpus``.
+    """
+    sentences = list(SENTENCES[:4] if sentences is None else sentences)
+    if not sentences:
+        raise ValueError("generate needs at least one sentence")
+    pauses = _as_list(pauses_ms, len(sentences) - 1)
+    params = {"v": GENERATOR_VERSION, "espeak": _espeak_version(), "sentences": sentences,
+              "pauses_ms": pauses, "snr_db": snr_db, "noise": noise if snr_db is not None else None,
+              "seed": seed if snr_db is not None else None, "lead_ms": lead_ms, "tail_ms": tail_ms,
+              "voice": voice, "speed": speed, "rate": RATE}
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:24]
+    label = name or ("clean" if snr_db is None else f"{noise}{snr_db:g}dB")
+    directory = cache_dir() / "corpus"
+    wav_path, truth_path = directory / f"{key}.wav", directory / f"{key}.json"
+    if cache and wav_path.is_file() and truth_path.is_file():
+        pcm, rate = read_wav(wav_path)
+        truth = json.loads(truth_path.read_text())
+        utts = [Utterance(t, a, b) for t, a, b in truth["utterances"]]
+        return Recording(label, pcm, rate, utts, wav_path, truth["meta"])
+
+    def silence(ms: float) -> np.ndarray:
+        return np.zeros(int(round(ms * RATE / 1000)), np.int16)
+
+    parts, utts, pos = [silence(lead_ms)], [], 0
+    pos = len(parts[0])
+    for i, text in enumerate(sentences):
+        clip = synthesize(text, voice, speed, RATE, cache=cache)
+        a, b = trim_bounds(clip)
+        clip = clip[a:b]
+        utts.append(Utterance(text, pos, pos + len(clip)))
+        parts.append(clip)
+        pos += len(clip)
+        parts.append(silence(pauses[i] if i < len(pauses) else tail_ms))
+        pos += len(parts[-1])
+    pcm = np.concatenate(parts)
+    if snr_db is not None:
+        pcm = mix_noise(pcm, [(u.start, u.end) for u in utts], snr_db, noise, seed)
+    meta = {"generator": params, "key": key}
+    rec = Recording(label, pcm, RATE, utts, None, meta)
+    if cache:
+        directory.mkdir(parents=True, exist_ok=True)
+        rec.path = write_wav(wav_path, pcm, RATE)
+        tmp = truth_path.with_name(truth_path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"utterances": [[u.text, u.start, u.end] for u in utts], "meta": meta}))
+        os.replace(tmp, truth_path)
+    log.debug("generated %r: %.1f s, %d utterances", label, rec.duration_ms / 1000, len(utts))
+    return rec
+
+
+def noise_levels(snr_db: Sequence[float | None], sentences: Sequence[str] | None = None,
+                 **kwargs: Any) -> list[Recording]:
+    """The same speech at several noise levels (None = clean), e.g. ``[None, 20, 10]``."""
+    return [generate(sentences, snr_db=s, **kwargs) for s in snr_db]
+
+
+# -- user recordings ------------------------------------------------------------------------
+
+
+def _read_text(text: str | os.PathLike[str]) -> str:
+    if isinstance(text, os.PathLike) or ("\n" not in str(text) and len(str(text)) < 4096
+                                          and Path(str(text)).is_file()):
+        return Path(text).read_text(encoding="utf-8")
+    return str(text)
+
+
+def _read_regions(path: str | os.PathLike[str]) -> list[tuple[float, float, str | None]]:
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.reader(f):
+            if not row or not row[0].strip() or row[0].lstrip().startswith("#"):
+                continue
+            try:
+                start, end = float(row[0]), float(row[1])
+            except ValueError:
+                if rows:
+                    raise ValueError(f"{path}: bad row {row!r} (want start,end[,text] in seconds)")
+                continue  # a header
+            if end < start:
+                raise ValueError(f"{path}: region ends before it starts: {row!r}")
+            text = row[2].strip() if len(row) > 2 and row[2].strip() else None
+            rows.append((start, end, text))
+    return rows
+
+
+def load_recording(wav: str | os.PathLike[str], text: str | os.PathLike[str],
+                   regions: str | os.PathLike[str] | Sequence[tuple[float, float]] | None = None,
+                   name: str | None = None) -> Recording:
+    """A user's recording: a WAV, its reference text and optional speech regions.
+
+    ``text`` is the transcript or a text file.  ``regions`` is a CSV path (``start,end[,text]``
+    in seconds, header optional) or a list of ``(start_s, end_s)``.  Texts are paired with
+    regions from the CSV's text column, else line by line when the text has one non-empty
+    line per region, else the words are shared out over the regions in proportion to
+    their durations.  Without regions the recording has one utterance of unknown extent
+    (only WER and latency-free metrics are then defined).  The audio is converted to
+    24 kHz mono pcm16 (written to the cache when the WAV is not already in that form).
+    """
+    pcm, rate = read_wav(wav)
+    src = Path(wav)
+    path: Path | None = src
+    with wave.open(str(src), "rb") as w:
+        if w.getnchannels() != 1 or rate != RATE:
+            path = None
+    pcm = _resample(pcm, rate, RATE)
+    full = _read_text(text)
+    lines = [ln.strip() for ln in full.splitlines() if ln.strip()]
+    utts: list[Utterance]
+    if regions is None:
+        utts = [Utterance(" ".join(lines))]
+    else:
+        rows = _read_regions(regions) if isinstance(regions, (str, os.PathLike)) else \
+            [(float(a), float(b), None) for a, b in regions]
+        spans = [(int(round(a * RATE)), int(round(b * RATE))) for a, b, _ in rows]
+        if rows and all(t is not None for _, _, t in rows):
+            texts = [t for _, _, t in rows]
+        elif len(lines) == len(rows):
+            texts = lines
+        else:
+            texts = _share_words(" ".join(lines).split(), [b - a for a, b in spans])
+        utts = [Utterance(t or "", a, b) for t, (a, b) in zip(texts, spans)]
+    rec = Recording(name or src.stem, pcm, RATE, utts, path, {"source": str(src), "source_rate": rate})
+    return rec
+
+
+def _share_words(words: list[str], durations: list[int]) -> list[str]:
+    """Give each region the words whose character midpoint falls in its share of the
+    total speech time (regions in order, shares proportional to duration)."""
+    if not durations:
+        return []
+    total_chars = sum(len(w) for w in words) or 1
+    edges = np.cumsum(durations) / max(sum(durations), 1)
+    out: list[list[str]] = [[] for _ in durations]
+    seen = 0
+    for w in words:
+        mid = (seen + len(w) / 2) / total_chars
+        seen += len(w)
+        out[min(int(np.searchsorted(edges, mid, side="right")), len(durations) - 1)].append(w)
+    return [" ".join(ws) for ws in out]

@@ -1,0 +1,502 @@
+"""Replaying recordings through the real path and recording what comes back.
+
+The path of every run::
+
+    WAV --file microphone--> realtime_asr guest --rtasr fd--> WebSocket transport --> server
+
+One :class:`Replayer` owns one :class:`~spear_lab.runtime.host.Host` (one I/O loop, one
+embedded server when the backend is ``local``) and runs up to ``concurrency`` guests at
+once, each on its own fork (own fd table).  The host's microphone policy points at the
+recording's WAV; with ``realtime=False`` the file source is not paced (frames as fast as
+the guest consumes them), so a run takes as long as the transport and server need.
+
+On each fork an :class:`EventTap` (a table listener) records every event pushed to the
+rtasr receive queue with its arrival time, and the audio position of every commit the
+host queued; :class:`RunRecord` keeps these raw observations (JSON-serialisable, so a
+sweep can cache them) and :meth:`RunRecord.segments` folds them into segments.
+
+The guest gets its settings through its environment (``SPEAR_BACKEND``,
+``SPEAR_TRANSPORT``, ``SPEAR_SEGMENTATION``, ``SPEAR_MIC``, ``SPEAR_DRAIN_MS``,
+``SPEAR_SETTLE_MS``).
+
+**End of a run.**  On its own, the guest ends a run once its send queue has been empty
+for ``SPEAR_SETTLE_MS`` with no item or FLUSH answer pending.  An empty send queue does
+not mean the server has *processed* the audio: replayed faster than real time, megabytes
+can wait in socket buffers while the recogniser catches up, and the guest leaves before
+the last events (seen: server-VAD runs ending with no segment at all; client-commit runs
+whose FLUSH at the end was taken as answered by the ``committed`` of an earlier
+autoflush).  So over WebSocket the Replayer sets the guest's settle time out of reach,
+turns its FLUSH at the end off (``SPEAR_FLUSH_AT_END=never``) and ends the run itself:
+once the guest has closed its microphone (end of file), it FLUSHes the guest's rtasr fd
+(manual and client-commit only — the commit the guest would have sent) and queues a
+no-op ``session.update`` (hostcalls from Python, after all the audio); the server
+answers ``session.updated`` only after everything sent before it, so that answer is a
+barrier; when every committed item has its ``completed`` (or ``failed``), the Replayer
+hangs the fd up (:data:`END_MESSAGE`) and the guest ends normally, reading what is
+left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .configs import SegConfig
+from .corpus import RATE, Recording
+from .events import COMMITTED, COMPLETED, FAILED, Segment, open_speech, parse_events, segments_from_events
+
+__all__ = ["EventTap", "RunRecord", "Replayer", "Job", "code_version", "GUEST"]
+
+log = logging.getLogger(__name__)
+
+GUEST = "realtime_asr"
+"""The built-in guest every run uses."""
+BYTES_PER_MS = RATE * 2 / 1000
+"""pcm16 bytes per millisecond of audio at the ABI's 24 kHz."""
+RECORD_VERSION = 1
+"""Bumped when :class:`RunRecord`'s meaning changes (part of the cache key)."""
+_STDOUT_KEEP = 60  # last guest stdout lines kept in a record
+END_MESSAGE = "explore: replay complete"
+"""The hang-up message with which the Replayer ends a run (not counted as a problem)."""
+BARRIER_ID = "explore_barrier"
+BARRIER = b'{"event_id":"explore_barrier","session":{"type":"transcription"},"type":"session.update"}'
+"""A client event that changes nothing and is answered in order (``session.updated``, or
+an ``error`` naming :data:`BARRIER_ID` from a server that rejects it): the end-of-run
+barrier."""
+_NEVER_MS = 24 * 3600 * 1000  # a settle time the guest never reaches
+_SUMMARY = re.compile(r"(\w+)=(-?\d+)")
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """A hash of everything on the replay path: the spear_lab version, the sources of
+    ``fds``, ``runtime``, ``transports``, ``audio``, ``server`` and this module, and the
+    guest's wasm.  Part of every cached run's key."""
+    import spear_lab
+    from ..runtime.guest import builtin_guests
+
+    root = Path(spear_lab.__file__).resolve().parent
+    h = hashlib.sha256(f"{spear_lab.__version__}/{RECORD_VERSION}".encode())
+    files = [Path(__file__)]
+    for pkg in ("fds", "runtime", "transports", "audio", "server"):
+        files += sorted((root / pkg).glob("*.py"))
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    guest = builtin_guests().get(GUEST)
+    if guest is not None:
+        h.update(guest.read_bytes())
+    return h.hexdigest()[:16]
+
+
+class EventTap:
+    """A fork's table listener: received events with arrival times, and commit positions.
+
+    ``events``: ``(t, raw event bytes)``; ``commits``: ``(t, audio_ms)`` — the audio
+    written when the host queued each commit (FLUSH or autoflush), observed at the next
+    queue note of the fd (exact for commits queued by a write, within one frame for
+    timer commits); ``problems``: transport errors and hang-ups.  ``t`` is seconds since
+    the tap was made (``time.perf_counter``).  Called with the table lock held: it only
+    appends.
+    """
+
+    def __init__(self, table: Any, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.table = table
+        self.clock = clock
+        self.t0 = clock()
+        self.events: list[tuple[float, bytes]] = []
+        self.commits: list[tuple[float, float]] = []
+        self.problems: list[str] = []
+        self._seen: dict[int, int] = {}
+
+    def __call__(self, fd: int, what: str, data: dict) -> None:
+        t = self.clock() - self.t0
+        if what == "event":
+            self.events.append((t, bytes(data.get("event", b""))))
+        elif what in ("error", "hangup") and data.get("message") != END_MESSAGE:
+            self.problems.append(f"{what}: {data.get('message', '')}")
+        if what in ("event", "rtasr_queues"):
+            entry = self.table.get(fd)
+            n = getattr(entry, "commits", None)
+            if isinstance(n, int) and n > self._seen.get(fd, 0):
+                pos = getattr(entry, "audio_bytes_written", 0) / BYTES_PER_MS
+                self.commits.extend((t, pos) for _ in range(n - self._seen.get(fd, 0)))
+                self._seen[fd] = n
+
+
+@dataclass
+class RunRecord:
+    """The raw observations of one replay of one recording under one configuration."""
+
+    recording: str
+    digest: str
+    config: dict[str, Any]
+    pace: str
+    audio_ms: float
+    events: list[tuple[float, dict]] = field(default_factory=list)
+    commit_positions_ms: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    exit_code: int | None = None
+    trap: str | None = None
+    problems: list[str] = field(default_factory=list)
+    summary: dict[str, int] = field(default_factory=dict)
+    stdout_tail: list[str] = field(default_factory=list)
+    concurrency: int = 1
+    code_version: str = ""
+    started_at: float = 0.0
+    cached: bool = False
+
+    @property
+    def seg_config(self) -> SegConfig:
+        return SegConfig.from_dict(self.config)
+
+    @property
+    def ok(self) -> bool:
+        """The guest exited 0 having sent the whole recording, without a drain timeout,
+        lost frames or events, transport error or hang-up."""
+        return self.error() is None
+
+    def error(self) -> str | None:
+        """Why the run is not :attr:`ok` (None when it is)."""
+        s = self.summary
+        if self.trap:
+            return f"trap: {self.trap}"
+        if self.problems:
+            return "; ".join(self.problems)
+        if self.exit_code != 0:
+            return f"exit {self.exit_code}"
+        if s.get("drain_timeout"):
+            return "drain timeout (results may be incomplete)"
+        if s.get("dropped", 0) > 0 or s.get("dropped_events", 0) > 0:
+            frames, events = max(s.get("dropped", 0), 0), max(s.get("dropped_events", 0), 0)
+            return f"lost {frames} mic frames, {events} events"
+        if "bytes" in s and s["bytes"] < (self.audio_ms - 100.0) * BYTES_PER_MS:
+            return f"only {s['bytes'] / BYTES_PER_MS:.0f} of {self.audio_ms:.0f} ms of audio sent"
+        return None
+
+    def segments(self) -> list[Segment]:
+        """The committed segments of this run (see :func:`~.events.segments_from_events`)."""
+        pad, sil = self.seg_config.effective_vad()
+        return segments_from_events(self.events, prefix_padding_ms=pad, silence_ms=sil,
+                                    commit_positions_ms=self.commit_positions_ms,
+                                    audio_ms=self.audio_ms)
+
+    def open_speech(self) -> int:
+        """Speech the server started but never committed before the run ended."""
+        return open_speech(self.events)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["events"] = [[t, ev] for t, ev in self.events]
+        d.pop("cached")
+        return d
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "RunRecord":
+        obj = dict(obj)
+        obj["events"] = [(float(t), ev) for t, ev in obj.get("events", [])]
+        obj.pop("cached", None)
+        return cls(**obj)
+
+
+class _EndWatch:
+    """Ends one run at the right time (see the module docstring): after the guest closed
+    its microphone, optionally FLUSH (``final_flush``), then the barrier, its answer, and
+    every committed item's ``completed``."""
+
+    def __init__(self, fork: Any, tap: EventTap, final_flush: bool) -> None:
+        self.fork, self.tap = fork, tap
+        self.phase = "streaming"
+        self._flush = final_flush
+        self._seen = 0
+        self._updated = 0
+        self._need = 0
+        self._committed: set[str] = set()
+        self._finished: set[str] = set()
+        self._refused = False
+
+    def _scan(self) -> None:
+        events = self.tap.events
+        while self._seen < len(events):
+            raw = events[self._seen][1]
+            self._seen += 1
+            try:
+                ev = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(ev, dict):
+                continue
+            etype, item = ev.get("type"), ev.get("item_id")
+            err = ev.get("error") if etype == "error" else None
+            if etype == "session.updated":
+                self._updated += 1
+            elif isinstance(err, dict) and err.get("event_id") == BARRIER_ID:
+                self._refused = True  # a server that rejects the no-op update still answers
+            elif etype == COMMITTED and isinstance(item, str):
+                self._committed.add(item)
+            elif etype in (COMPLETED, FAILED) and isinstance(item, str):
+                self._finished.add(item)
+
+    def _ctl(self, fd: int, cmd: int, payload: bytes | None, what: str) -> bool:
+        """Run one rtasr_ctl for the guest's fd: True when done, False to retry (EAGAIN)."""
+        from ..abi.constants import Errno
+
+        rc = self.fork.rtasr_ctl(fd, cmd, payload)
+        if rc == -Errno.EAGAIN:
+            return False
+        if rc != 0:
+            log.warning("end of run: %s refused (%d); the guest ends the run itself", what, rc)
+            self.phase = "off"
+        return True
+
+    def advance(self) -> None:
+        """Move on as far as the events allow (called every ~0.1 s from the run loop)."""
+        from ..abi.constants import RtasrCtl
+        from ..fds.mic import MicFd
+        from ..fds.rtasr import RtAsrFd
+
+        if self.phase in ("done", "off"):
+            return
+        self._scan()
+        entries = list(self.fork.table)
+        rtasr = next((e for e in entries if isinstance(e, RtAsrFd)), None)
+        mic = next((e for e in entries if isinstance(e, MicFd)), None)
+        if rtasr is None or rtasr.closed:
+            return
+        if self.phase == "streaming" and mic is not None and mic.closed:
+            self.phase = "flush" if self._flush else "barrier"
+        if self.phase == "flush" and self._ctl(rtasr.fd, RtasrCtl.FLUSH, None, "FLUSH"):
+            if self.phase == "flush":
+                self.phase = "barrier"
+        if self.phase == "barrier" and self._ctl(rtasr.fd, RtasrCtl.SEND_EVENT, BARRIER, "barrier"):
+            if self.phase == "barrier":
+                # the answer is the session.updated after the one that answered the
+                # transport's own session.update at connect
+                self.phase, self._need = "answer", max(self._updated, 1) + 1
+        if self.phase == "answer" and (self._updated >= self._need or self._refused):
+            self.phase = "results"
+        if self.phase == "results" and self._committed <= self._finished:
+            rtasr.hang_up(END_MESSAGE)
+            self.phase = "done"
+
+
+@dataclass
+class Job:
+    """One replay to do: ``recording`` under ``config``; ``tag`` is returned with it."""
+
+    recording: Recording
+    config: SegConfig
+    realtime: bool = False
+    tag: Any = None
+
+
+def _mic_json(frame_ms: int) -> str:
+    return json.dumps({"sample_rate_hz": RATE, "channels": 1, "format": "pcm16",
+                       "frame_ms": frame_ms, "source": "file", "fallback": {"to_stub": False}},
+                      separators=(",", ":"))
+
+
+def _parse_summary(stdout: str) -> dict[str, int]:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("summary:"):
+            return {k: int(v) for k, v in _SUMMARY.findall(line)}
+    return {}
+
+
+class Replayer:
+    """Runs :class:`Job` s through the real path, ``concurrency`` guests at a time.
+
+    - ``backend``: the guest's ``SPEAR_BACKEND`` (``local`` = the embedded server);
+    - ``frame_ms``: microphone frame length;
+    - ``settle_ms``: with the stub backend only (the others end by the barrier, see the
+      module docstring): the guest's quiet time before it ends (default 1500 fast,
+      500 real time);
+    - ``host``: an existing Host to fork guests from (default: a new one, closed by
+      :meth:`close`); its microphone policy is changed per recording.
+    """
+
+    def __init__(self, *, backend: str = "local", concurrency: int = 2, frame_ms: int = 20,
+                 settle_ms: int | None = None, guest: str = GUEST, host: Any = None,
+                 timeout_s: float | None = None) -> None:
+        from ..runtime.guest import load_guest
+        from ..runtime.host import Host, HostConfig
+
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self.backend = backend
+        self.concurrency = concurrency
+        self.frame_ms = frame_ms
+        self.settle_ms = settle_ms
+        self.timeout_s = timeout_s
+        self.guest = load_guest(guest)
+        self._own_host = host is None
+        self.host = host if host is not None else Host(HostConfig(stub_fallback=False), name="explore")
+        self._cv = threading.Condition()
+        self._done: list[tuple[Any, RunRecord]] = []
+        self._policy: tuple[str, bool] | None = None
+
+    # -- one run --------------------------------------------------------------------------
+
+    def _ends_runs(self) -> bool:
+        """Whether the Replayer ends runs itself (always, except with the stub transport,
+        which never answers the barrier)."""
+        return self.backend != "stub"
+
+    def _env(self, job: Job) -> dict[str, str]:
+        transport = "stub" if self.backend == "stub" else "websocket"
+        settle = self.settle_ms if self.settle_ms is not None else (500 if job.realtime else 1500)
+        env: dict[str, str] = {}
+        if self._ends_runs():
+            settle = _NEVER_MS
+            env["SPEAR_FLUSH_AT_END"] = "never"  # the Replayer flushes, then sends the barrier
+        drain = int(job.recording.duration_ms + 60000)
+        return env | {"SPEAR_BACKEND": self.backend, "SPEAR_TRANSPORT": transport,
+                "SPEAR_SEGMENTATION": json.dumps(job.config.segmentation(), separators=(",", ":")),
+                "SPEAR_MIC": _mic_json(self.frame_ms), "SPEAR_DRAIN_MS": str(drain),
+                "SPEAR_SETTLE_MS": str(settle)}
+
+    def _set_policy(self, recording: Recording, realtime: bool) -> None:
+        path = str(recording.wav().resolve())
+        if self._policy == (path, realtime):
+            return
+        cfg = self.host.config
+        cfg.mic_device = f"file:{path}"
+        cfg.mic_file = path
+        cfg.mic_file_realtime = realtime
+        cfg.mic_file_loop = False
+        self._policy = (path, realtime)
+
+    def _start(self, job: Job, index: int) -> tuple[Any, EventTap, float, "_EndWatch | None"]:
+        from ..runtime.guest import GuestRun, RunOptions
+
+        fork = self.host.fork(f"sweep-{index}")
+        tap = EventTap(fork.table)
+        with fork.table.lock:
+            fork.table.listeners.append(tap)
+        run = GuestRun(self.guest, fork, RunOptions((), self._env(job)))
+        started = time.time()
+        tap.t0 = tap.clock()
+
+        def finished(_result: Any) -> None:
+            with self._cv:
+                self._cv.notify_all()
+
+        run.add_done_callback(finished)
+        run.start()
+        watch = _EndWatch(fork, tap, job.config.strategy != "server_vad") if self._ends_runs() else None
+        return run, tap, started, watch
+
+    def _record(self, job: Job, run: Any, tap: EventTap, started: float, timed_out: bool) -> RunRecord:
+        res = run.result
+        wall = time.time() - started
+        stdout = res.stdout if res is not None else run.stdout
+        run.cleanup()
+        problems = list(tap.problems)
+        if timed_out:
+            problems.append("run timed out and was stopped")
+        return RunRecord(
+            recording=job.recording.name, digest=job.recording.digest, config=job.config.to_dict(),
+            pace="realtime" if job.realtime else "fast", audio_ms=job.recording.duration_ms,
+            events=parse_events(tap.events), commit_positions_ms=[p for _, p in tap.commits],
+            wall_s=wall, exit_code=res.exit_code if res else None, trap=res.trap if res else "lost",
+            problems=problems, summary=_parse_summary(stdout),
+            stdout_tail=stdout.splitlines()[-_STDOUT_KEEP:], concurrency=self.concurrency,
+            code_version=code_version(), started_at=started)
+
+    # -- many runs ------------------------------------------------------------------------
+
+    def run(self, jobs: Sequence[Job], on_done: Callable[[Job, RunRecord], None] | None = None,
+            poll: Callable[[], None] | None = None) -> list[RunRecord]:
+        """Run every job; returns their records in job order.
+
+        Jobs are grouped by (recording, pacing): the microphone policy is switched only
+        when no guest is running.  ``on_done(job, record)`` is called in the calling
+        thread as each run ends; ``poll()`` every 0.1 s while waiting (progress bars).
+        """
+        order = sorted(range(len(jobs)), key=lambda i: (jobs[i].recording.digest, jobs[i].realtime))
+        records: list[RunRecord | None] = [None] * len(jobs)
+        active: list[tuple[int, Any, EventTap, float, float, _EndWatch | None]] = []
+        pending = list(order)
+        try:
+            while pending or active:
+                while pending and len(active) < self.concurrency:
+                    job = jobs[pending[0]]
+                    want = (str(job.recording.wav().resolve()), job.realtime)
+                    if active and self._policy != want:
+                        break  # switch recordings only when idle
+                    self._set_policy(job.recording, job.realtime)
+                    i = pending.pop(0)
+                    run, tap, started, watch = self._start(job, i)
+                    limit = self.timeout_s or (2.0 * job.recording.duration_ms / 1000 + 60.0)
+                    active.append((i, run, tap, started, time.monotonic() + limit, watch))
+                with self._cv:
+                    if not any(a[1].done for a in active):
+                        self._cv.wait(0.1)
+                for entry in active:
+                    if entry[5] is not None and not entry[1].done:
+                        entry[5].advance()
+                if poll is not None:
+                    poll()
+                now = time.monotonic()
+                still = []
+                for entry in active:
+                    i, run, tap, started, deadline, _ = entry
+                    timed_out = False
+                    if not run.done and now > deadline:
+                        log.warning("run %d (%s on %s) timed out; stopping it", i, jobs[i].config.name,
+                                    jobs[i].recording.name)
+                        run.stop()
+                        timed_out = True
+                    if run.done:
+                        rec = self._record(jobs[i], run, tap, started, timed_out)
+                        records[i] = rec
+                        if on_done is not None:
+                            on_done(jobs[i], rec)
+                    else:
+                        still.append(entry)
+                active = still
+        finally:
+            for i, run, *_ in active:
+                run.stop()
+        return [r for r in records if r is not None]
+
+    def close(self) -> None:
+        """Shut the host down (I/O loop, embedded server) when this Replayer made it."""
+        if self._own_host:
+            self.host.shutdown()
+
+    def __enter__(self) -> "Replayer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def environment_problems(backend: str = "local") -> list[str]:
+    """What is missing for a real replay (empty when everything is there)."""
+    from ..runtime.guest import builtin_guests
+
+    missing = []
+    if GUEST not in builtin_guests():
+        missing.append(f"guest {GUEST}.wasm not built (make -C guests)")
+    mods = ["spear_lab.audio.sources", "spear_lab.transports.backends", "spear_lab.transports.realtime_ws"]
+    if backend == "local":
+        mods.append("spear_lab.server.embedded")
+    import importlib.util
+
+    for m in mods:
+        try:
+            if importlib.util.find_spec(m) is None:
+                missing.append(f"module {m} missing")
+        except ModuleNotFoundError:
+            missing.append(f"module {m} missing")
+    return missing
+
