@@ -19,21 +19,12 @@ The guest gets its settings through its environment (``SPEAR_BACKEND``,
 ``SPEAR_TRANSPORT``, ``SPEAR_SEGMENTATION``, ``SPEAR_MIC``, ``SPEAR_DRAIN_MS``,
 ``SPEAR_SETTLE_MS``).
 
-**End of a run.**  On its own, the guest ends a run once its send queue has been empty
-for ``SPEAR_SETTLE_MS`` with no item or FLUSH answer pending.  An empty send queue does
-not mean the server has *processed* the audio: replayed faster than real time, megabytes
-can wait in socket buffers while the recogniser catches up, and the guest leaves before
-the last events (seen: server-VAD runs ending with no segment at all; client-commit runs
-whose FLUSH at the end was taken as answered by the ``committed`` of an earlier
-autoflush).  So over WebSocket the Replayer sets the guest's settle time out of reach,
-turns its FLUSH at the end off (``SPEAR_FLUSH_AT_END=never``) and ends the run itself:
-once the guest has closed its microphone (end of file), it FLUSHes the guest's rtasr fd
-(manual and client-commit only — the commit the guest would have sent) and queues a
-no-op ``session.update`` (hostcalls from Python, after all the audio); the server
-answers ``session.updated`` only after everything sent before it, so that answer is a
-barrier; when every committed item has its ``completed`` (or ``failed``), the Replayer
-hangs the fd up (:data:`END_MESSAGE`) and the guest ends normally, reading what is
-left.
+**End of a run.**  The guest ends a run itself: at the end of the file it FLUSHes
+(manual and client-commit), sends a no-op ``session.update`` as a barrier (the server
+answers in order, so the answer means every commit and VAD decision for the audio sent
+has been reported), then reads until every committed item has its ``completed``.  Its
+drain timeout counts from the last event, so a server still catching up with audio
+replayed faster than real time is not cut off.
 """
 
 from __future__ import annotations
@@ -64,14 +55,6 @@ BYTES_PER_MS = RATE * 2 / 1000
 RECORD_VERSION = 1
 """Bumped when :class:`RunRecord`'s meaning changes (part of the cache key)."""
 _STDOUT_KEEP = 60  # last guest stdout lines kept in a record
-END_MESSAGE = "explore: replay complete"
-"""The hang-up message with which the Replayer ends a run (not counted as a problem)."""
-BARRIER_ID = "explore_barrier"
-BARRIER = b'{"event_id":"explore_barrier","session":{"type":"transcription"},"type":"session.update"}'
-"""A client event that changes nothing and is answered in order (``session.updated``, or
-an ``error`` naming :data:`BARRIER_ID` from a server that rejects it): the end-of-run
-barrier."""
-_NEVER_MS = 24 * 3600 * 1000  # a settle time the guest never reaches
 _SUMMARY = re.compile(r"(\w+)=(-?\d+)")
 
 
@@ -121,7 +104,7 @@ class EventTap:
         t = self.clock() - self.t0
         if what == "event":
             self.events.append((t, bytes(data.get("event", b""))))
-        elif what in ("error", "hangup") and data.get("message") != END_MESSAGE:
+        elif what in ("error", "hangup"):
             self.problems.append(f"{what}: {data.get('message', '')}")
         if what in ("event", "rtasr_queues"):
             entry = self.table.get(fd)
@@ -207,87 +190,6 @@ class RunRecord:
         return cls(**obj)
 
 
-class _EndWatch:
-    """Ends one run at the right time (see the module docstring): after the guest closed
-    its microphone, optionally FLUSH (``final_flush``), then the barrier, its answer, and
-    every committed item's ``completed``."""
-
-    def __init__(self, fork: Any, tap: EventTap, final_flush: bool) -> None:
-        self.fork, self.tap = fork, tap
-        self.phase = "streaming"
-        self._flush = final_flush
-        self._seen = 0
-        self._updated = 0
-        self._need = 0
-        self._committed: set[str] = set()
-        self._finished: set[str] = set()
-        self._refused = False
-
-    def _scan(self) -> None:
-        events = self.tap.events
-        while self._seen < len(events):
-            raw = events[self._seen][1]
-            self._seen += 1
-            try:
-                ev = json.loads(raw)
-            except ValueError:
-                continue
-            if not isinstance(ev, dict):
-                continue
-            etype, item = ev.get("type"), ev.get("item_id")
-            err = ev.get("error") if etype == "error" else None
-            if etype == "session.updated":
-                self._updated += 1
-            elif isinstance(err, dict) and err.get("event_id") == BARRIER_ID:
-                self._refused = True  # a server that rejects the no-op update still answers
-            elif etype == COMMITTED and isinstance(item, str):
-                self._committed.add(item)
-            elif etype in (COMPLETED, FAILED) and isinstance(item, str):
-                self._finished.add(item)
-
-    def _ctl(self, fd: int, cmd: int, payload: bytes | None, what: str) -> bool:
-        """Run one rtasr_ctl for the guest's fd: True when done, False to retry (EAGAIN)."""
-        from ..abi.constants import Errno
-
-        rc = self.fork.rtasr_ctl(fd, cmd, payload)
-        if rc == -Errno.EAGAIN:
-            return False
-        if rc != 0:
-            log.warning("end of run: %s refused (%d); the guest ends the run itself", what, rc)
-            self.phase = "off"
-        return True
-
-    def advance(self) -> None:
-        """Move on as far as the events allow (called every ~0.1 s from the run loop)."""
-        from ..abi.constants import RtasrCtl
-        from ..fds.mic import MicFd
-        from ..fds.rtasr import RtAsrFd
-
-        if self.phase in ("done", "off"):
-            return
-        self._scan()
-        entries = list(self.fork.table)
-        rtasr = next((e for e in entries if isinstance(e, RtAsrFd)), None)
-        mic = next((e for e in entries if isinstance(e, MicFd)), None)
-        if rtasr is None or rtasr.closed:
-            return
-        if self.phase == "streaming" and mic is not None and mic.closed:
-            self.phase = "flush" if self._flush else "barrier"
-        if self.phase == "flush" and self._ctl(rtasr.fd, RtasrCtl.FLUSH, None, "FLUSH"):
-            if self.phase == "flush":
-                self.phase = "barrier"
-        if self.phase == "barrier" and self._ctl(rtasr.fd, RtasrCtl.SEND_EVENT, BARRIER, "barrier"):
-            if self.phase == "barrier":
-                # the answer is the session.updated after the one that answered the
-                # transport's own session.update at connect
-                self.phase, self._need = "answer", max(self._updated, 1) + 1
-        if self.phase == "answer" and (self._updated >= self._need or self._refused):
-            self.phase = "results"
-        if self.phase == "results" and self._committed <= self._finished:
-            rtasr.hang_up(END_MESSAGE)
-            self.phase = "done"
-
-
 @dataclass
 class Job:
     """One replay to do: ``recording`` under ``config``; ``tag`` is returned with it."""
@@ -316,9 +218,8 @@ class Replayer:
 
     - ``backend``: the guest's ``SPEAR_BACKEND`` (``local`` = the embedded server);
     - ``frame_ms``: microphone frame length;
-    - ``settle_ms``: with the stub backend only (the others end by the barrier, see the
-      module docstring): the guest's quiet time before it ends (default 1500 fast,
-      500 real time);
+    - ``settle_ms``: the guest's quiet time before it ends once everything is in
+      (default 1500 fast, 500 real time);
     - ``host``: an existing Host to fork guests from (default: a new one, closed by
       :meth:`close`); its microphone policy is changed per recording.
     """
@@ -345,20 +246,11 @@ class Replayer:
 
     # -- one run --------------------------------------------------------------------------
 
-    def _ends_runs(self) -> bool:
-        """Whether the Replayer ends runs itself (always, except with the stub transport,
-        which never answers the barrier)."""
-        return self.backend != "stub"
-
     def _env(self, job: Job) -> dict[str, str]:
         transport = "stub" if self.backend == "stub" else "websocket"
         settle = self.settle_ms if self.settle_ms is not None else (500 if job.realtime else 1500)
-        env: dict[str, str] = {}
-        if self._ends_runs():
-            settle = _NEVER_MS
-            env["SPEAR_FLUSH_AT_END"] = "never"  # the Replayer flushes, then sends the barrier
-        drain = int(job.recording.duration_ms + 60000)
-        return env | {"SPEAR_BACKEND": self.backend, "SPEAR_TRANSPORT": transport,
+        drain = 30000  # from the last event
+        return {"SPEAR_BACKEND": self.backend, "SPEAR_TRANSPORT": transport,
                 "SPEAR_SEGMENTATION": json.dumps(job.config.segmentation(), separators=(",", ":")),
                 "SPEAR_MIC": _mic_json(self.frame_ms), "SPEAR_DRAIN_MS": str(drain),
                 "SPEAR_SETTLE_MS": str(settle)}
@@ -374,7 +266,7 @@ class Replayer:
         cfg.mic_file_loop = False
         self._policy = (path, realtime)
 
-    def _start(self, job: Job, index: int) -> tuple[Any, EventTap, float, "_EndWatch | None"]:
+    def _start(self, job: Job, index: int) -> tuple[Any, EventTap, float]:
         from ..runtime.guest import GuestRun, RunOptions
 
         fork = self.host.fork(f"sweep-{index}")
@@ -391,8 +283,7 @@ class Replayer:
 
         run.add_done_callback(finished)
         run.start()
-        watch = _EndWatch(fork, tap, job.config.strategy != "server_vad") if self._ends_runs() else None
-        return run, tap, started, watch
+        return run, tap, started
 
     def _record(self, job: Job, run: Any, tap: EventTap, started: float, timed_out: bool) -> RunRecord:
         res = run.result
@@ -423,7 +314,7 @@ class Replayer:
         """
         order = sorted(range(len(jobs)), key=lambda i: (jobs[i].recording.digest, jobs[i].realtime))
         records: list[RunRecord | None] = [None] * len(jobs)
-        active: list[tuple[int, Any, EventTap, float, float, _EndWatch | None]] = []
+        active: list[tuple[int, Any, EventTap, float, float]] = []
         pending = list(order)
         try:
             while pending or active:
@@ -434,21 +325,18 @@ class Replayer:
                         break  # switch recordings only when idle
                     self._set_policy(job.recording, job.realtime)
                     i = pending.pop(0)
-                    run, tap, started, watch = self._start(job, i)
+                    run, tap, started = self._start(job, i)
                     limit = self.timeout_s or (2.0 * job.recording.duration_ms / 1000 + 60.0)
-                    active.append((i, run, tap, started, time.monotonic() + limit, watch))
+                    active.append((i, run, tap, started, time.monotonic() + limit))
                 with self._cv:
                     if not any(a[1].done for a in active):
                         self._cv.wait(0.1)
-                for entry in active:
-                    if entry[5] is not None and not entry[1].done:
-                        entry[5].advance()
                 if poll is not None:
                     poll()
                 now = time.monotonic()
                 still = []
                 for entry in active:
-                    i, run, tap, started, deadline, _ = entry
+                    i, run, tap, started, deadline = entry
                     timed_out = False
                     if not run.done and now > deadline:
                         log.warning("run %d (%s on %s) timed out; stopping it", i, jobs[i].config.name,
