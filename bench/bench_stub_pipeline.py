@@ -179,7 +179,6 @@ def main() -> None:
         done, t_write = timed(b.call, "write_loop", fd, n)
         assert done == n, done
         b.host.rtasr_close(fd)
-        write_us = t_write / n * 1e6
 
         # write path: reference stub, queue never full, one event per tick to read
         fd, ep = b.rtasr(max_send_queue_bytes=FRAME * n + 4096, stub_event_interval_ms=0)

@@ -254,7 +254,7 @@ def test_close_while_waiting_stress():
         table = FdTable()
         ep = table.alloc(EpollFd)
         out = []
-        t = threading.Thread(target=lambda: out.append(epoll_wait(table, ep.fd, 4, 5000)))
+        t = threading.Thread(target=lambda o=out, tb=table, e=ep: o.append(epoll_wait(tb, e.fd, 4, 5000)))
         t.start()
         table.close(ep.fd)
         t.join(5)

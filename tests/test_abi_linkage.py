@@ -2,11 +2,10 @@
 
 import logging
 
-import pytest
 import wasmtime
 
 from spear_lab.abi import Errno
-from spear_lab.runtime import SIGNATURES, Host, instantiate, run_guest
+from spear_lab.runtime import SIGNATURES, instantiate, run_guest
 from wasm_util import Caller, caller_wat
 
 EFAULT, EINVAL, ENOSYS = -Errno.EFAULT, -Errno.EINVAL, -Errno.ENOSYS

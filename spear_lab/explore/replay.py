@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 
 from .configs import SegConfig
 from .corpus import RATE, Recording
-from .events import COMMITTED, COMPLETED, FAILED, Segment, open_speech, parse_events, segments_from_events
+from .events import Segment, open_speech, parse_events, segments_from_events
 
 __all__ = ["EventTap", "RunRecord", "Replayer", "Job", "code_version", "GUEST"]
 

@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from ..abi import epoll as _epoll
 from ..abi.constants import LOG_MAX_BYTES, Errno, LogLevel, MicCtl, RtasrCtl
@@ -26,9 +26,6 @@ from ..abi.jsonfmt import loads
 from ..fds.rtasr import RtAsrFd
 from ..fds.segmentation import Segmentation
 from .ioloop import IoLoop
-
-if TYPE_CHECKING:
-    from ..fds.mic import MicFd
 
 log = logging.getLogger(__name__)
 guest_log = logging.getLogger("spear_lab.guest")
