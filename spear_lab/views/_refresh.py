@@ -99,3 +99,22 @@ class Refresher:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(2.0)
+
+
+class LiveView:
+    """Base of the widget views: ``widget`` (an ipywidget) and an optional ``refresher``.
+
+    Subclasses set both in ``__init__`` and define ``refresh()``.
+    """
+
+    widget: Any
+    refresher: Refresher | None = None
+
+    def close(self) -> None:
+        """Stop refreshing and close the widget."""
+        if self.refresher is not None:
+            self.refresher.stop()
+        self.widget.close()
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        return self.widget._repr_mimebundle_(**kwargs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ._refresh import MAX_RATE, Refresher
+from ._refresh import LiveView, MAX_RATE, Refresher
 
 __all__ = ["HostcallLog", "filter_hostcalls", "hostcall_html"]
 
@@ -59,7 +59,7 @@ def hostcall_html(rows: list[dict[str, Any]]) -> str:
     return f"<table class='spear-hostcalls'>{head}{''.join(body)}</table>"
 
 
-class HostcallLog:
+class HostcallLog(LiveView):
     """Dropdowns (guest, hostcall, result) and a text filter over an HTML table."""
 
     def __init__(self, trace: Any, *, limit: int = 200, live: bool = True,
@@ -108,10 +108,3 @@ class HostcallLog:
         self._options()
         self._render()
 
-    def close(self) -> None:
-        if self.refresher is not None:
-            self.refresher.stop()
-        self.widget.close()
-
-    def _repr_mimebundle_(self, **kwargs: Any):
-        return self.widget._repr_mimebundle_(**kwargs)

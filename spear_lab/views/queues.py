@@ -15,7 +15,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from ._refresh import MAX_RATE, Refresher
+from ._refresh import LiveView, MAX_RATE, Refresher
 
 __all__ = ["QueueLevel", "QueueView", "queue_figure", "queue_levels", "queue_series"]
 
@@ -114,7 +114,7 @@ def queue_figure(trace: Any, instance: str | None = None, *, width: float = 10.0
     return fig
 
 
-class QueueView:
+class QueueView(LiveView):
     """Live bars of every queue against its cap, with drop counters (ipywidgets)."""
 
     def __init__(self, trace: Any, *, live: bool = True, max_rate: float = MAX_RATE) -> None:
@@ -151,10 +151,3 @@ class QueueView:
         if changed:
             self.widget.children = [w.HBox([bar, text]) for bar, text in self.rows.values()]
 
-    def close(self) -> None:
-        if self.refresher is not None:
-            self.refresher.stop()
-        self.widget.close()
-
-    def _repr_mimebundle_(self, **kwargs: Any):
-        return self.widget._repr_mimebundle_(**kwargs)

@@ -16,7 +16,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from ..abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT
-from ._refresh import MAX_RATE, Refresher
+from ._refresh import LiveView, MAX_RATE, Refresher
 
 __all__ = ["BIT_COLORS", "Lane", "TimelineView", "timeline_figure", "timeline_lanes"]
 
@@ -188,7 +188,7 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     return buf.getvalue()
 
 
-class TimelineView:
+class TimelineView(LiveView):
     """A live timeline: an ipywidgets Image re-rendered (throttled) while the Trace grows.
 
     ``window_s`` shows only the last seconds (None = everything).  ``live=False`` renders
@@ -223,10 +223,3 @@ class TimelineView:
         self.widget.value = figure_png(fig)
         self.renders += 1
 
-    def close(self) -> None:
-        if self.refresher is not None:
-            self.refresher.stop()
-        self.widget.close()
-
-    def _repr_mimebundle_(self, **kwargs: Any):
-        return self.widget._repr_mimebundle_(**kwargs)

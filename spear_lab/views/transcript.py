@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ._refresh import MAX_RATE, Refresher
+from ._refresh import LiveView, MAX_RATE, Refresher
 
 __all__ = ["TranscriptView", "transcript_html", "transcript_rows"]
 
@@ -58,7 +58,7 @@ def transcript_html(trace: Any, instance: str | None = None, *, last: int | None
     return f"<table class='spear-transcript'>{head}{''.join(body)}</table>"
 
 
-class TranscriptView:
+class TranscriptView(LiveView):
     """A live transcript (an ipywidgets HTML) for one instance or all."""
 
     def __init__(self, trace: Any, instance: str | None = None, *, live: bool = True,
@@ -81,10 +81,3 @@ class TranscriptView:
         self.items = transcript_rows(self.trace, self.instance)
         self.widget.value = transcript_html(self.trace, self.instance)
 
-    def close(self) -> None:
-        if self.refresher is not None:
-            self.refresher.stop()
-        self.widget.close()
-
-    def _repr_mimebundle_(self, **kwargs: Any):
-        return self.widget._repr_mimebundle_(**kwargs)
