@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from .constants import FdCtl, FdFlag, Errno, mask_names
+from .constants import Errno, FdCtl, FdFlag, FdKind, mask_names
 from .fdtable import FdTable
 from .jsonfmt import dumpb, loads
 
 _FLAG_NAMES = {"O_NONBLOCK": FdFlag.O_NONBLOCK}
+_KIND_JSON = {kind: dumpb({"kind": kind.value}) for kind in FdKind}
+_EMPTY = b"{}"
 
 
 def fd_ctl_known(cmd: int) -> bool:
@@ -47,7 +49,7 @@ def fd_ctl(table: FdTable, fd: int, cmd: int, payload: bytes | None) -> int | by
         if cmd == FdCtl.GET_FLAGS:
             return dumpb({"flags": flag_names(entry.flags)})
         if cmd == FdCtl.GET_KIND:
-            return dumpb({"kind": entry.kind.value})
+            return _KIND_JSON[entry.kind]
         if cmd == FdCtl.GET_STATUS:
             return dumpb(
                 {
@@ -57,4 +59,4 @@ def fd_ctl(table: FdTable, fd: int, cmd: int, payload: bytes | None) -> int | by
                     "poll_mask": mask_names(entry.effective_mask),
                 }
             )
-        return dumpb({})  # GET_METRICS
+        return _EMPTY  # GET_METRICS
