@@ -30,7 +30,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from spear_lab import explore  # noqa: E402
-from spear_lab.explore.corpus import SENTENCES  # noqa: E402
+from spear_lab.testaudio import SENTENCES  # noqa: E402
 
 GOAL_S = 60.0
 

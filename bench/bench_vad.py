@@ -19,9 +19,9 @@ import numpy as np
 import webrtcvad
 
 from spear_lab.server.audio import Resampler
-from spear_lab.server.speechgen import SENTENCES, add_noise, speech_track
 from spear_lab.server.turns import SpeechStart, TurnDetector
 from spear_lab.server.vad import LOOKAHEAD_MS, SpeechProbability
+from spear_lab.testaudio import SENTENCES, add_noise, speech_track
 
 PAUSES = [0.8, 1.2, 0.7, 1.5, 1.0]
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--silence-ms", type=int, default=500)
     args = ap.parse_args(argv)
-    track24 = speech_track(SENTENCES, PAUSES, rate=24000)
+    track24 = speech_track(SENTENCES[:6], PAUSES, rate=24000)
     detectors = {"ours": ours, "webrtc-1": webrtc(1), "webrtc-3": webrtc(3)}
     print(f"{len(track24.segments)} sentences, {track24.duration_s:.1f} s, tolerance "
           f"{args.tol_ms:.0f} ms, silence {args.silence_ms} ms, threshold {args.threshold}")

@@ -1,36 +1,72 @@
-"""Test speech for notebooks and tests: espeak-ng sentences with known pauses, as a WAV.
+"""Test speech for tests, notebooks, benchmarks and the explorer: espeak-ng sentences
+joined by silences of known length, optionally with noise at a given SNR.
 
-:func:`make_speech` speaks each sentence with ``espeak-ng -v en-us+klatt4 -s 190`` (the
-voice the offline recogniser understands best), resamples with ``sox -D`` (no dither, so
-the bytes are the same on every run) to mono pcm16 at ``rate``, joins the sentences with
-``pause_s`` of silence and writes a WAV.  It returns a :class:`SpeechFile` with the path,
-the samples and where each sentence lies.  Needs the Debian packages ``espeak-ng`` and
-``sox`` (FileNotFoundError names the missing program).
+:func:`synthesize` speaks one sentence with ``espeak-ng -v en-us+klatt4 -s 190`` (the
+voice the offline recogniser understands best) and converts it with ``sox -D`` (no
+dither, so the bytes are the same on every run) to mono pcm16, peak about -3 dBFS.
+:func:`join_speech` trims each clip to its audible part (:func:`trim_bounds`) and joins
+the clips with exact silences, returning each sentence's sample range;
+:func:`speech_track` does the same in seconds and returns a :class:`Track`, and
+:func:`make_speech` also writes the track as a WAV.  :func:`mix_noise` /
+:func:`add_noise` add seeded white, pink or pulsing noise at an SNR.
+
+Needs the Debian packages ``espeak-ng`` and ``sox`` (FileNotFoundError names the missing
+program; ``subprocess.CalledProcessError`` when either fails).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import subprocess
 import wave
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .server.speechgen import SENTENCES, speech_track
+__all__ = [
+    "RATE", "VOICE", "SPEED", "SENTENCES", "SYNTH_VERSION", "Track", "espeak_version",
+    "synthesize", "trim_bounds", "per_gap", "join_speech", "speech_track", "make_speech",
+    "mix_noise", "add_noise", "read_wav", "write_wav",
+]
 
-__all__ = ["SENTENCES", "SpeechFile", "make_speech", "read_wav", "write_wav"]
+RATE = 24000
+"""Default sample rate (Hz): the ABI's pcm16 rate."""
+VOICE = "en-us+klatt4"
+"""espeak-ng voice that pocketsphinx recognises best (facts.md: WER about 0.2)."""
+SPEED = 190
+"""espeak-ng speed (words per minute)."""
+SYNTH_VERSION = 1
+"""Bumped whenever :func:`synthesize` would produce other audio; part of its cache key."""
+
+SENTENCES = (
+    "the quick brown fox jumps over the lazy dog",
+    "please call me back when you get home tonight",
+    "we need to buy some milk and bread at the store",
+    "the weather is very nice today",
+    "i would like to book a table for two people",
+    "she went to the library to read a new book",
+    "my sister lives in a small house near the river",
+    "can you tell me how to get to the station",
+)
+"""Plain sentences the default pocketsphinx model recognises reasonably well."""
 
 
 @dataclass
-class SpeechFile:
-    """A written speech WAV: ``segments`` are ``(start_s, end_s, text)`` per sentence."""
+class Track:
+    """Speech with known sentence positions: ``pcm`` is mono int16 at ``rate`` Hz,
+    ``segments`` holds ``(start_s, end_s, text)`` of each sentence's audible part, and
+    ``path`` is a WAV of exactly ``pcm`` when one was written (:func:`make_speech`)."""
 
-    path: Path
     pcm: np.ndarray
     rate: int
-    segments: list[tuple[float, float, str]]
+    segments: list[tuple[float, float, str]] = field(default_factory=list)
+    path: Path | None = None
 
     @property
     def duration_s(self) -> float:
@@ -46,37 +82,193 @@ class SpeechFile:
         return int(self.pcm.size) * 2
 
 
-def write_wav(path: str | os.PathLike[str], pcm: np.ndarray, rate: int) -> Path:
-    """Write mono int16 ``pcm`` as a WAV file; returns the path."""
+# -- synthesis ------------------------------------------------------------------------------
+
+
+def _require(program: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        raise FileNotFoundError(f"{program} not found; install the Debian package {program}")
+    return path
+
+
+@lru_cache(maxsize=1)
+def espeak_version() -> str:
+    """``espeak-ng --version`` (part of cache keys: another espeak speaks differently)."""
+    out = subprocess.run([_require("espeak-ng"), "--version"], check=False, capture_output=True,
+                         text=True)
+    return out.stdout.strip()
+
+
+def synthesize(text: str, rate: int = RATE, voice: str = VOICE, speed: int = SPEED, *,
+               cache: Path | None = None) -> np.ndarray:
+    """Speak ``text`` with espeak-ng; mono int16 at ``rate`` Hz, peak about -3 dBFS
+    (``sox gain -n -3``, applied before sox's final rate conversion).
+
+    With ``cache`` (a directory) the clip is kept there as ``.npy``, keyed by the text,
+    voice, speed, rate, espeak-ng version and :data:`SYNTH_VERSION`.
+    """
+    path = None
+    if cache is not None:
+        key = hashlib.sha256(json.dumps(
+            [SYNTH_VERSION, espeak_version(), text, voice, speed, rate]).encode()).hexdigest()[:24]
+        path = Path(cache) / f"{key}.npy"
+        if path.is_file():
+            return np.load(path)
+    wav = subprocess.run([_require("espeak-ng"), "-v", voice, "-s", str(speed), "--stdout", text],
+                         check=True, capture_output=True).stdout
+    raw = subprocess.run(
+        [_require("sox"), "-D", "-t", "wav", "-", "-t", "raw", "-e", "signed-integer", "-b", "16",
+         "-c", "1", "-r", str(rate), "-", "gain", "-n", "-3"],
+        input=wav, check=True, capture_output=True).stdout
+    pcm = np.frombuffer(raw, dtype="<i2").copy()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npy")
+        np.save(tmp, pcm)
+        os.replace(tmp, path)
+    return pcm
+
+
+def trim_bounds(pcm: np.ndarray, rel: float = 0.02) -> tuple[int, int]:
+    """``[first, last + 1)`` of the samples louder than ``rel`` of the peak; (0, 0) if silent."""
+    mag = np.abs(pcm.astype(np.int32))
+    peak = int(mag.max()) if len(mag) else 0
+    if peak == 0:
+        return 0, 0
+    loud = np.flatnonzero(mag > rel * peak)
+    return int(loud[0]), int(loud[-1]) + 1
+
+
+def per_gap(value: float | Sequence[float], n: int) -> list[float]:
+    """The ``n - 1`` gaps between ``n`` sentences: one value repeated, or a sequence of
+    exactly that many (ValueError otherwise)."""
+    gaps = max(n - 1, 0)
+    if isinstance(value, (int, float)):
+        return [float(value)] * gaps
+    values = [float(v) for v in value]
+    if len(values) != gaps:
+        raise ValueError(f"need {gaps} pause lengths, got {len(values)}")
+    return values
+
+
+def join_speech(sentences: Sequence[str], gaps: Sequence[int], *, lead: int, tail: int,
+                rate: int = RATE, voice: str = VOICE, speed: int = SPEED, trim_rel: float = 0.02,
+                cache: Path | None = None) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Speak each sentence, trim it to its audible part and join the clips with digital
+    silence: ``lead`` samples first, ``gaps[i]`` after sentence ``i``, ``tail`` last.
+
+    Returns the int16 samples and each sentence's ``[start, end)`` sample range.
+    Raises ValueError without sentences or with other than ``len(sentences) - 1`` gaps.
+    """
+    if not sentences:
+        raise ValueError("need at least one sentence")
+    if len(gaps) != len(sentences) - 1:
+        raise ValueError(f"need {len(sentences) - 1} gaps, got {len(gaps)}")
+    parts = [np.zeros(lead, np.int16)]
+    spans, pos = [], lead
+    for i, text in enumerate(sentences):
+        clip = synthesize(text, rate, voice, speed, cache=cache)
+        a, b = trim_bounds(clip, trim_rel)
+        parts.append(clip[a:b])
+        spans.append((pos, pos + b - a))
+        pos += b - a
+        parts.append(np.zeros(gaps[i] if i < len(gaps) else tail, np.int16))
+        pos += len(parts[-1])
+    return np.concatenate(parts), spans
+
+
+def speech_track(sentences: Sequence[str] | None = None, pauses_s: float | Sequence[float] = 1.0,
+                 rate: int = RATE, lead_s: float = 0.5, tail_s: float = 1.0) -> Track:
+    """:func:`join_speech` in seconds: ``sentences`` (default :data:`SENTENCES`) with
+    ``pauses_s`` of silence between the audible parts (one value or one per gap),
+    ``lead_s`` / ``tail_s`` before the first and after the last."""
+    sentences = list(SENTENCES if sentences is None else sentences)
+    gaps = [int(p * rate) for p in per_gap(pauses_s, len(sentences))]
+    pcm, spans = join_speech(sentences, gaps, lead=int(lead_s * rate), tail=int(tail_s * rate),
+                             rate=rate)
+    return Track(pcm, rate, [(a / rate, b / rate, t) for (a, b), t in zip(spans, sentences)])
+
+
+def make_speech(sentences: Sequence[str] | None = None, path: str | os.PathLike[str] = "speech.wav",
+                rate: int = RATE, pause_s: float | Sequence[float] = 1.0, *,
+                lead_s: float = 0.5, tail_s: float = 1.0) -> Track:
+    """:func:`speech_track` written as a WAV at ``path`` (its ``path`` is set)."""
+    track = speech_track(sentences, pause_s, rate=rate, lead_s=lead_s, tail_s=tail_s)
+    track.path = write_wav(path, track.pcm, rate)
+    return track
+
+
+# -- noise ----------------------------------------------------------------------------------
+
+
+def mix_noise(pcm: np.ndarray, regions: Sequence[tuple[int, int]], snr_db: float,
+              kind: str = "pink", seed: int = 0, *, rate: int = RATE) -> np.ndarray:
+    """``pcm`` plus stationary noise at ``snr_db`` dB below the mean speech power.
+
+    Speech power is the mean square over ``regions`` (sample ranges).  ``kind``: ``white``;
+    ``pink`` (1/f power, shaped in the frequency domain); ``pulsing`` (pink whose level
+    swings ±6 dB at 0.3 Hz, ``rate`` being the sample rate).  The noise is drawn from
+    ``numpy.random.default_rng(seed)``.  Raises ValueError for an unknown kind or empty
+    regions.
+    """
+    if kind not in ("white", "pink", "pulsing"):
+        raise ValueError(f"unknown noise kind {kind!r} (white, pink or pulsing)")
+    n = len(pcm)
+    noise = np.random.default_rng(seed).standard_normal(n)
+    if kind != "white":
+        spec = np.fft.rfft(noise)
+        f = np.arange(len(spec), dtype=np.float64)
+        spec[0] = 0.0
+        spec[1:] /= np.sqrt(f[1:])
+        noise = np.fft.irfft(spec, n)
+        if kind == "pulsing":
+            noise *= 10 ** (6 / 20 * np.sin(2 * np.pi * 0.3 * np.arange(n) / rate))
+    x = pcm.astype(np.float64)
+    speech = np.concatenate([x[a:b] for a, b in regions]) if regions else np.zeros(0)
+    if not len(speech):
+        raise ValueError("mix_noise needs at least one non-empty speech region")
+    p_speech = float(np.mean(speech ** 2))
+    noise *= np.sqrt(p_speech / 10 ** (snr_db / 10) / float(np.mean(noise ** 2)))
+    return np.clip(np.rint(x + noise), -32768, 32767).astype(np.int16)
+
+
+def add_noise(track: Track, snr_db: float, kind: str = "pink", seed: int = 0) -> Track:
+    """A copy of ``track`` (without ``path``) with :func:`mix_noise` noise, speech power
+    measured over its segments."""
+    regions = [(int(s * track.rate), int(e * track.rate)) for s, e, _ in track.segments]
+    pcm = mix_noise(track.pcm, regions, snr_db, kind, seed, rate=track.rate)
+    return Track(pcm, track.rate, list(track.segments))
+
+
+# -- WAV files ------------------------------------------------------------------------------
+
+
+def write_wav(path: str | os.PathLike[str], pcm: np.ndarray, rate: int = RATE) -> Path:
+    """Write mono int16 ``pcm`` as a 16-bit PCM WAV (parent directories created; atomic:
+    temp file, then rename); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with wave.open(str(tmp), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
+        w.writeframes(np.ascontiguousarray(pcm, dtype="<i2").tobytes())
+    os.replace(tmp, path)
     return path
 
 
 def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
-    """Mono int16 samples and rate of a pcm16 WAV (ValueError for other formats)."""
+    """``(mono int16 samples, rate)`` of a 16-bit PCM WAV (channels averaged).
+
+    Raises ValueError for other sample widths."""
     with wave.open(str(path), "rb") as w:
-        if w.getsampwidth() != 2 or w.getnchannels() != 1:
-            raise ValueError(f"{path}: need mono 16-bit PCM, got {w.getnchannels()} channels "
-                             f"of {8 * w.getsampwidth()} bits")
-        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").copy(), w.getframerate()
-
-
-def make_speech(sentences: Sequence[str] | None = None, path: str | os.PathLike[str] = "speech.wav",
-                rate: int = 24000, pause_s: float | Sequence[float] = 1.0, *,
-                lead_s: float = 0.5, tail_s: float = 1.0) -> SpeechFile:
-    """Speak ``sentences`` (default: :data:`SENTENCES`) into a WAV at ``path``.
-
-    ``pause_s`` is the silence between sentences (one value, or one per gap), ``lead_s`` /
-    ``tail_s`` the silence before the first and after the last.  Deterministic.
-    """
-    track = speech_track(list(sentences) if sentences is not None else None,
-                         list(pause_s) if not isinstance(pause_s, (int, float)) else float(pause_s),
-                         rate=rate, lead_s=lead_s, tail_s=tail_s)
-    out = write_wav(path, track.pcm, rate)
-    return SpeechFile(out, track.pcm, rate, list(track.segments))
+        width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
+        raw = w.readframes(w.getnframes())
+    if width != 2:
+        raise ValueError(f"{path}: {8 * width}-bit WAV; only 16-bit PCM is supported")
+    pcm = np.frombuffer(raw, dtype="<i2")
+    if channels > 1:
+        pcm = np.rint(pcm[: len(pcm) // channels * channels].reshape(-1, channels).mean(axis=1))
+    return pcm.astype(np.int16), rate

@@ -4,12 +4,12 @@ A :class:`Recording` is mono int16 audio at :data:`RATE` (24 kHz, the ABI's rate
 reference utterances (text, and where known the exact sample range of each one's speech),
 and a WAV file on disk that a file microphone can replay.
 
-:func:`generate` speaks sentences with espeak-ng (``-v en-us+klatt4 -s 190``, resampled
-with ``sox -D`` so runs are bit-identical), trims each sentence clip to its audible part
-(first to last sample louder than :data:`TRIM_REL` of the clip's peak), joins the clips
-with silences of exactly the requested lengths, and optionally mixes white or pink noise
-at a given SNR (dB, speech power measured over the speech regions of the clean signal)
-from a seeded generator.  The speech regions are therefore known to the sample.
+:func:`generate` speaks sentences with :mod:`spear_lab.testaudio` (espeak-ng, ``sox -D``,
+so runs are bit-identical), trims each sentence clip to its audible part (first to last
+sample louder than :data:`TRIM_REL` of the clip's peak), joins the clips with silences of
+exactly the requested lengths, and optionally mixes white or pink noise at a given SNR
+(dB, speech power measured over the speech regions of the clean signal) from a seeded
+generator.  The speech regions are therefore known to the sample.
 
 :func:`load_recording` takes a WAV (any rate, mono or stereo pcm16), the reference text
 (a string or a text file; one line per utterance when it is paired with regions) and an
@@ -29,42 +29,25 @@ import shutil
 import subprocess
 import wave
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..testaudio import (RATE, SENTENCES, SPEED, VOICE, espeak_version, join_speech, mix_noise,
+                         per_gap, read_wav, write_wav)
+
 __all__ = [
-    "RATE", "VOICE", "SPEED", "SENTENCES", "TRIM_REL", "Utterance", "Recording",
-    "cache_dir", "generate", "noise_levels", "load_recording", "read_wav", "write_wav",
-    "synthesize", "trim_bounds", "mix_noise",
+    "RATE", "SENTENCES", "TRIM_REL", "GENERATOR_VERSION", "Utterance", "Recording",
+    "cache_dir", "generate", "noise_levels", "load_recording",
 ]
 
 log = logging.getLogger(__name__)
 
-RATE = 24000
-"""Sample rate (Hz) of every Recording: the ABI's pcm16 rate."""
-VOICE = "en-us+klatt4"
-"""espeak-ng voice that pocketsphinx recognises best (facts.md: WER about 0.2)."""
-SPEED = 190
-"""espeak-ng speed (words per minute)."""
 TRIM_REL = 0.01
 """A sample is speech for trimming when louder than this fraction of the clip's peak."""
 GENERATOR_VERSION = 1
 """Bumped whenever generated audio would change; part of every cache key."""
-
-SENTENCES = (
-    "the quick brown fox jumps over the lazy dog",
-    "please call me back when you get home tonight",
-    "we need to buy some milk and bread at the store",
-    "the weather is very nice today",
-    "i would like to book a table for two people",
-    "she went to the library to read a new book",
-    "my sister lives in a small house near the river",
-    "can you tell me how to get to the station",
-)
-"""Plain sentences the default pocketsphinx model recognises reasonably well."""
 
 
 def cache_dir() -> Path:
@@ -161,141 +144,7 @@ class Recording:
                 f"{len(self.utterances)} utterances{'' if self.has_regions else ' (no regions)'}>")
 
 
-# -- WAV I/O --------------------------------------------------------------------------------
-
-
-def write_wav(path: str | os.PathLike[str], pcm: np.ndarray, rate: int = RATE) -> Path:
-    """Write mono int16 ``pcm`` as a 16-bit PCM WAV (atomically: temp file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.ascontiguousarray(pcm, dtype="<i2").tobytes())
-    os.replace(tmp, path)
-    return path
-
-
-def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
-    """Read a 16-bit PCM WAV; returns ``(mono int16 samples, rate)`` (channels averaged).
-
-    Raises ValueError for other sample widths."""
-    with wave.open(str(path), "rb") as w:
-        width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
-        raw = w.readframes(w.getnframes())
-    if width != 2:
-        raise ValueError(f"{path}: {8 * width}-bit WAV; only 16-bit PCM is supported")
-    pcm = np.frombuffer(raw, dtype="<i2")
-    if channels > 1:
-        pcm = np.rint(pcm[: len(pcm) // channels * channels].reshape(-1, channels).mean(axis=1))
-    return pcm.astype(np.int16), rate
-
-
-def _resample(pcm: np.ndarray, rate: int, to: int = RATE) -> np.ndarray:
-    """Resample with ``sox -D`` when available, else by linear interpolation."""
-    if rate == to:
-        return pcm.astype(np.int16)
-    sox = shutil.which("sox")
-    if sox:
-        raw = subprocess.run(
-            [sox, "-D", "-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1", "-r", str(rate),
-             "-", "-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1", "-r", str(to), "-"],
-            input=np.ascontiguousarray(pcm, dtype="<i2").tobytes(), check=True, capture_output=True).stdout
-        return np.frombuffer(raw, dtype="<i2").copy()
-    n = int(round(len(pcm) * to / rate))
-    x = np.interp(np.arange(n) * rate / to, np.arange(len(pcm)), pcm.astype(np.float64))
-    return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
-
-
-# -- speech generation ----------------------------------------------------------------------
-
-
-def _require(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        raise FileNotFoundError(f"{program} not found; install the Debian package {program}")
-    return path
-
-
-@lru_cache(maxsize=1)
-def _espeak_version() -> str:
-    out = subprocess.run([_require("espeak-ng"), "--version"], capture_output=True, text=True)
-    return out.stdout.strip()
-
-
-def synthesize(text: str, voice: str = VOICE, speed: int = SPEED, rate: int = RATE,
-               cache: bool = True) -> np.ndarray:
-    """Speak ``text`` with espeak-ng; mono int16 at ``rate`` Hz, peak normalised to -3 dBFS.
-
-    Clips are cached under ``cache_dir()/clips``.  Raises FileNotFoundError when espeak-ng
-    or sox is missing, ``subprocess.CalledProcessError`` when either fails.
-    """
-    key = hashlib.sha256(json.dumps(
-        [GENERATOR_VERSION, _espeak_version(), text, voice, speed, rate]).encode()).hexdigest()[:24]
-    path = cache_dir() / "clips" / f"{key}.npy"
-    if cache and path.is_file():
-        return np.load(path)
-    wav = subprocess.run([_require("espeak-ng"), "-v", voice, "-s", str(speed), "--stdout", text],
-                         check=True, capture_output=True).stdout
-    raw = subprocess.run(
-        [_require("sox"), "-D", "-t", "wav", "-", "-t", "raw", "-e", "signed-integer", "-b", "16",
-         "-c", "1", "-r", str(rate), "-", "gain", "-n", "-3"],
-        input=wav, check=True, capture_output=True).stdout
-    pcm = np.frombuffer(raw, dtype="<i2").copy()
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npy")
-        np.save(tmp, pcm)
-        os.replace(tmp, path)
-    return pcm
-
-
-def trim_bounds(pcm: np.ndarray, rel: float = TRIM_REL) -> tuple[int, int]:
-    """``[first, last + 1)`` of the samples louder than ``rel`` of the peak; (0, 0) if silent."""
-    mag = np.abs(pcm.astype(np.int32))
-    peak = int(mag.max()) if len(mag) else 0
-    if peak == 0:
-        return 0, 0
-    loud = np.flatnonzero(mag > rel * peak)
-    return int(loud[0]), int(loud[-1]) + 1
-
-
-def mix_noise(pcm: np.ndarray, regions: Sequence[tuple[int, int]], snr_db: float,
-              kind: str = "pink", seed: int = 0) -> np.ndarray:
-    """``pcm`` plus stationary noise at ``snr_db`` dB below the mean speech power.
-
-    Speech power is the mean square over ``regions`` (sample ranges); ``kind`` is
-    ``"white"`` or ``"pink"`` (1/f power, shaped in the frequency domain).  The noise is
-    drawn from ``numpy.random.default_rng(seed)``.  Raises ValueError for an unknown kind
-    or empty regions.
-    """
-    if kind not in ("white", "pink"):
-        raise ValueError(f"unknown noise kind {kind!r} (white or pink)")
-    n = len(pcm)
-    noise = np.random.default_rng(seed).standard_normal(n)
-    if kind == "pink":
-        spec = np.fft.rfft(noise)
-        f = np.arange(len(spec), dtype=np.float64)
-        spec[0] = 0.0
-        spec[1:] /= np.sqrt(f[1:])
-        noise = np.fft.irfft(spec, n)
-    x = pcm.astype(np.float64)
-    speech = np.concatenate([x[a:b] for a, b in regions]) if regions else np.zeros(0)
-    if not len(speech):
-        raise ValueError("mix_noise needs at least one non-empty speech region")
-    p_speech = float(np.mean(speech ** 2))
-    noise *= np.sqrt(p_speech / 10 ** (snr_db / 10) / float(np.mean(noise ** 2)))
-    return np.clip(np.rint(x + noise), -32768, 32767).astype(np.int16)
-
-
-def _as_list(value: float | Sequence[float], n: int) -> list[float]:
-    if isinstance(value, (int, float)):
-        return [float(value)] * n
-    values = [float(v) for v in value]
-    if len(values) != n:
-        raise ValueError(f"need {n} pause lengths, got {len(values)}")
-    return values
+# -- generated speech -----------------------------------------------------------------------
 
 
 def generate(sentences: Sequence[str] | None = None, *, pauses_ms: float | Sequence[float] = 800,
@@ -307,7 +156,8 @@ def generate(sentences: Sequence[str] | None = None, *, pauses_ms: float | Seque
     - ``pauses_ms``: silence between consecutive sentences' audible parts (one value or
       one per gap);
     - ``lead_ms`` / ``tail_ms``: silence before the first and after the last sentence;
-    - ``snr_db``: None for clean audio, else ``noise`` (white or pink) at that SNR, seeded.
+    - ``snr_db``: None for clean audio, else ``noise`` (``white``, ``pink``
+      or ``pulsing``: :func:`spear_lab.testaudio.mix_noise`) at that SNR, seeded.
 
     Each utterance's ``start``/``end`` are the exact sample range of its trimmed clip.
     The result (audio WAV + ground truth JSON) is cached under ``cache_dir()/corpus``.
@@ -315,8 +165,8 @@ def generate(sentences: Sequence[str] | None = None, *, pauses_ms: float | Seque
     sentences = list(SENTENCES[:4] if sentences is None else sentences)
     if not sentences:
         raise ValueError("generate needs at least one sentence")
-    pauses = _as_list(pauses_ms, len(sentences) - 1)
-    params = {"v": GENERATOR_VERSION, "espeak": _espeak_version(), "sentences": sentences,
+    pauses = per_gap(pauses_ms, len(sentences))
+    params = {"v": GENERATOR_VERSION, "espeak": espeak_version(), "sentences": sentences,
               "pauses_ms": pauses, "snr_db": snr_db, "noise": noise if snr_db is not None else None,
               "seed": seed if snr_db is not None else None, "lead_ms": lead_ms, "tail_ms": tail_ms,
               "voice": voice, "speed": speed, "rate": RATE}
@@ -330,23 +180,15 @@ def generate(sentences: Sequence[str] | None = None, *, pauses_ms: float | Seque
         utts = [Utterance(t, a, b) for t, a, b in truth["utterances"]]
         return Recording(label, pcm, rate, utts, wav_path, truth["meta"])
 
-    def silence(ms: float) -> np.ndarray:
-        return np.zeros(int(round(ms * RATE / 1000)), np.int16)
+    def samples(ms: float) -> int:
+        return round(ms * RATE / 1000)
 
-    parts, utts, pos = [silence(lead_ms)], [], 0
-    pos = len(parts[0])
-    for i, text in enumerate(sentences):
-        clip = synthesize(text, voice, speed, RATE, cache=cache)
-        a, b = trim_bounds(clip)
-        clip = clip[a:b]
-        utts.append(Utterance(text, pos, pos + len(clip)))
-        parts.append(clip)
-        pos += len(clip)
-        parts.append(silence(pauses[i] if i < len(pauses) else tail_ms))
-        pos += len(parts[-1])
-    pcm = np.concatenate(parts)
+    pcm, spans = join_speech(sentences, [samples(p) for p in pauses], lead=samples(lead_ms),
+                             tail=samples(tail_ms), rate=RATE, voice=voice, speed=speed,
+                             trim_rel=TRIM_REL, cache=cache_dir() / "clips" if cache else None)
+    utts = [Utterance(text, a, b) for text, (a, b) in zip(sentences, spans)]
     if snr_db is not None:
-        pcm = mix_noise(pcm, [(u.start, u.end) for u in utts], snr_db, noise, seed)
+        pcm = mix_noise(pcm, spans, snr_db, noise, seed, rate=RATE)
     meta = {"generator": params, "key": key}
     rec = Recording(label, pcm, RATE, utts, None, meta)
     if cache:
@@ -392,6 +234,22 @@ def _read_regions(path: str | os.PathLike[str]) -> list[tuple[float, float, str 
             text = row[2].strip() if len(row) > 2 and row[2].strip() else None
             rows.append((start, end, text))
     return rows
+
+
+def _resample(pcm: np.ndarray, rate: int, to: int = RATE) -> np.ndarray:
+    """Resample with ``sox -D`` when available, else by linear interpolation."""
+    if rate == to:
+        return pcm.astype(np.int16)
+    sox = shutil.which("sox")
+    if sox:
+        raw = subprocess.run(
+            [sox, "-D", "-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1", "-r", str(rate),
+             "-", "-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1", "-r", str(to), "-"],
+            input=np.ascontiguousarray(pcm, dtype="<i2").tobytes(), check=True, capture_output=True).stdout
+        return np.frombuffer(raw, dtype="<i2").copy()
+    n = int(round(len(pcm) * to / rate))
+    x = np.interp(np.arange(n) * rate / to, np.arange(len(pcm)), pcm.astype(np.float64))
+    return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
 
 
 def load_recording(wav: str | os.PathLike[str], text: str | os.PathLike[str],

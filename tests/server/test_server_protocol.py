@@ -490,7 +490,7 @@ def test_server_vad_on_sentences(speech):
 
 
 def test_higher_threshold_means_stricter_speech(speech):
-    from spear_lab.server.speechgen import add_noise
+    from spear_lab.testaudio import add_noise
     noisy = add_noise(speech, 5, "pink", seed=3).pcm.tobytes()
     counts = {}
     for thr in (0.5, 0.99):

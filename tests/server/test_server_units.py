@@ -88,7 +88,7 @@ def test_vad_probabilities_are_probabilities_and_chunk_invariant(speech):
 
 
 def test_vad_is_high_in_speech_and_low_in_pauses(speech):
-    from spear_lab.server.speechgen import add_noise
+    from spear_lab.testaudio import add_noise
     for tr, inside_min in ((speech, 0.9), (add_noise(speech, 10, "white", seed=2), 0.7)):
         p = SpeechProbability().process(Resampler(24000, 16000).process(tr.pcm))
         t = np.arange(len(p)) * 0.01 + 0.0125  # frame centres (s)
