@@ -423,4 +423,5 @@ def test_host_shutdown_closes_the_connection(make_server):
     conn = srv.conn()
     wait_until(lambda: conn.ended, what="the server to see the connection end")
     wait_until(lambda: not client_sockets(srv.port), what="client sockets to close")
+    assert conn.ended and not client_sockets(srv.port)
 

@@ -414,6 +414,23 @@ static inline int32_t sp__ctl_none(sp__ctl_fn ctl, int32_t fd, int32_t cmd) {
     return ctl(fd, cmd, 0, SP_PTR(&cell));
 }
 
+/* SET_PARAM {"key":"<key>","value":"<value>"} WITHOUT escaping; -SPEAR_EIO if over 511 bytes. */
+static inline int32_t sp__param_string(sp__ctl_fn ctl, int32_t fd, const char *key,
+                                       const char *value) {
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "{\"key\":\"%s\",\"value\":\"%s\"}", key, value);
+    if (n < 0 || (size_t)n >= sizeof buf) return -SPEAR_EIO;
+    return sp__ctl_in(ctl, fd, 1 /* SET_PARAM in every family */, buf, (size_t)n);
+}
+
+/* SET_PARAM {"key":"<key>","value":<value>}; -SPEAR_EIO if over 255 bytes. */
+static inline int32_t sp__param_u32(sp__ctl_fn ctl, int32_t fd, const char *key, uint32_t value) {
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "{\"key\":\"%s\",\"value\":%u}", key, (unsigned)value);
+    if (n < 0 || (size_t)n >= sizeof buf) return -SPEAR_EIO;
+    return sp__ctl_in(ctl, fd, 1, buf, (size_t)n);
+}
+
 /* GET-style ctl into a malloc'd buffer, growing on -SPEAR_ENOSPC (at most 3 attempts).
  * The result is NUL-terminated; *out_len (if given) gets the payload length. */
 static inline char *sp__ctl_get_alloc(sp__ctl_fn ctl, int32_t fd, int32_t cmd, size_t initial,
@@ -477,16 +494,10 @@ static inline int32_t sp_cchat_set_param_json(int32_t fd, const char *json, size
 }
 /* {"key":"<key>","value":"<value>"} WITHOUT escaping (see the *_escaped variants). */
 static inline int32_t sp_cchat_set_param_string(int32_t fd, const char *key, const char *value) {
-    char buf[512];
-    int n = snprintf(buf, sizeof buf, "{\"key\":\"%s\",\"value\":\"%s\"}", key, value);
-    if (n < 0 || (size_t)n >= sizeof buf) return -SPEAR_EIO;
-    return sp_cchat_set_param_json(fd, buf, (size_t)n);
+    return sp__param_string(sp_cchat_ctl, fd, key, value);
 }
 static inline int32_t sp_cchat_set_param_u32(int32_t fd, const char *key, uint32_t value) {
-    char buf[256];
-    int n = snprintf(buf, sizeof buf, "{\"key\":\"%s\",\"value\":%u}", key, (unsigned)value);
-    if (n < 0 || (size_t)n >= sizeof buf) return -SPEAR_EIO;
-    return sp_cchat_set_param_json(fd, buf, (size_t)n);
+    return sp__param_u32(sp_cchat_ctl, fd, key, value);
 }
 /* Receive one response into a malloc'd, NUL-terminated buffer; caller frees. */
 static inline char *sp_cchat_recv_alloc(int32_t resp_fd, uint32_t *out_len) {
@@ -501,16 +512,10 @@ static inline int32_t sp_rtasr_set_param_json(int32_t fd, const char *json, size
 }
 /* {"key":"<key>","value":"<value>"} WITHOUT escaping; -SPEAR_EIO if over 511 bytes. */
 static inline int32_t sp_rtasr_set_param_string(int32_t fd, const char *key, const char *value) {
-    char buf[512];
-    int n = snprintf(buf, sizeof buf, "{\"key\":\"%s\",\"value\":\"%s\"}", key, value);
-    if (n < 0 || (size_t)n >= sizeof buf) return -SPEAR_EIO;
-    return sp_rtasr_set_param_json(fd, buf, (size_t)n);
+    return sp__param_string(sp_rtasr_ctl, fd, key, value);
 }
 static inline int32_t sp_rtasr_set_param_u32(int32_t fd, const char *key, uint32_t value) {
-    char buf[256];
-    int n = snprintf(buf, sizeof buf, "{\"key\":\"%s\",\"value\":%u}", key, (unsigned)value);
-    if (n < 0 || (size_t)n >= sizeof buf) return -SPEAR_EIO;
-    return sp_rtasr_set_param_json(fd, buf, (size_t)n);
+    return sp__param_u32(sp_rtasr_ctl, fd, key, value);
 }
 static inline int32_t sp_rtasr_connect(int32_t fd) {
     return sp__ctl_none(sp_rtasr_ctl, fd, SPEAR_RTA_CTL_CONNECT);
