@@ -9,29 +9,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 
-from spear_lab.runtime import Host, run_guest
+from spear_lab.runtime import run_guest
 
 BUILD = Path(__file__).resolve().parents[2] / "guests" / "build"
 
-
-
-def _host_has_mic() -> bool:
-    """Whether this host can create mic fds yet (they are being written in parallel)."""
-    host = Host()
-    try:
-        return host.mic_create() >= 1000
-    except Exception:
-        return False
-    finally:
-        host.shutdown()
-
-
-HAVE_MIC = _host_has_mic()
-#: epoll_tour steps that need mic fds
-MIC_STEPS = {"mic_create", "ctl_add_mic_in", "mic_close", "wait_hup_not_in_mask",
-             "ctl_mod_mic_hup", "wait_mic_hup"}
 
 STEP = re.compile(r"^step (?P<name>\w+): rc=(?P<rc>-?\d+)(?: (?P<detail>.*))?$")
 
@@ -56,8 +38,6 @@ def test_epoll_tour_steps(host):
         if m:
             steps[m["name"]] = (int(m["rc"]), m["detail"] or "")
     mismatches = [ln for ln in lines if ln.startswith("mismatch ")]
-    if not HAVE_MIC:  # mic fds are not implemented yet: judge the other steps only
-        mismatches = [ln for ln in mismatches if ln.split()[1].rstrip(":") not in MIC_STEPS]
     assert mismatches == [], result.stdout
 
     ep = steps["epoll_create"][0]
@@ -75,9 +55,8 @@ def test_epoll_tour_steps(host):
         "rtasr_close_again": 0, "read_closed": -9, "write_closed": -9, "ctl_del_closed": 0,
         "close_unknown": -9, "epoll_close": 0, "ctl_closed_epfd": -9, "wait_closed_epfd": -9,
     }
-    if HAVE_MIC:
-        expected.update({"mic_create": ep + 2, "ctl_add_mic_in": 0, "mic_close": 0,
-                         "wait_hup_not_in_mask": 0, "ctl_mod_mic_hup": 0, "wait_mic_hup": 1})
+    expected.update({"mic_create": ep + 2, "ctl_add_mic_in": 0, "mic_close": 0,
+                     "wait_hup_not_in_mask": 0, "ctl_mod_mic_hup": 0, "wait_mic_hup": 1})
     got = {name: steps[name][0] for name in expected}
     assert got == expected
 
@@ -92,8 +71,7 @@ def test_epoll_tour_steps(host):
 
     summary = [ln for ln in lines if ln.startswith("summary: ")]
     assert len(summary) == 1 and _kv(summary[0])["steps"] == len(steps)
-    if HAVE_MIC:
-        assert result.exit_code == 0
+    assert result.exit_code == 0
 
 
 def test_backpressure_paces_writes_at_the_stub_drain_rate(host):
@@ -113,7 +91,6 @@ def test_backpressure_paces_writes_at_the_stub_drain_rate(host):
     assert summary["elapsed_ms"] >= 400
 
 
-@pytest.mark.skipif(not HAVE_MIC, reason="this host cannot create mic fds yet")
 def test_realtime_asr_streams_a_stub_mic_into_a_stub_transport(host):
     mic = '{"sample_rate_hz":24000,"channels":1,"format":"pcm16","frame_ms":20,"source":"stub"}'
     result = _run(host, "realtime_asr",
