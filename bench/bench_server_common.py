@@ -50,7 +50,7 @@ def server_process(workers: int | None = None, extra: list[str] | None = None):
         line = proc.stdout.readline()
         if not line.startswith("spear-lab realtime server: "):
             raise RuntimeError(f"server did not start: {line!r}")
-        yield line.split(": ", 1)[1].strip(), proc
+        yield line.split(": ", 1)[1].split()[0], proc
     finally:
         proc.terminate()
         try:

@@ -6,17 +6,24 @@ rtasr fd → WebSocket transport → embedded local server), replay not paced, n
 
 Measured in the same run:
 
-- baseline: one configuration alone (concurrency 1): its wall time and speed (audio
-  seconds per wall second);
+- baseline: one configuration alone (concurrency 1; not one of the grid's, so it does not
+  pre-fill the recognition cache): its wall time and speed (audio seconds per wall second);
 - the sweep: 8 configurations (silence 200/400/700/1000 ms × threshold 0.4/0.6) at
   ``--concurrency``;
 
+- the same sweep on a Dask ``LocalCluster(n_workers=2, threads_per_worker=1,
+  processes=True)`` (``--cluster-workers``; 0 skips it), each worker replaying
+  ``--concurrency / workers`` runs at once, after a warm-up of every worker;
+
 and printed as ratios: sweep speed (audio replayed / wall), sweep wall against the goal,
-sweep wall against 8 × the baseline (what running them one after the other would cost).
-The one-off latency calibration (a short real-time replay, cached in normal use) is timed
-apart and not counted; nothing else is cached.
+sweep wall against 8 × the baseline (what running them one after the other would cost),
+cluster wall against local wall, and the recognition-cache hit rate of each sweep (its
+own fresh cache directory: configurations that produce byte-identical segments are
+recognised once).  The one-off latency calibration (a short real-time replay, cached in
+normal use) is timed apart and not counted; no run is cached.
 
     PYTHONPATH=. python bench/bench_sweep.py [--seconds 60] [--concurrency 4] [--frame-ms 20]
+                                             [--cluster-workers 2]
 """
 
 from __future__ import annotations
@@ -75,12 +82,39 @@ def corpus(seconds: float) -> explore.Recording:
     return explore.generate(sents, pauses_ms=pauses[:-1], name=f"speech{seconds:g}s")
 
 
+def cluster_sweep(rec, configs, cal, args, rec_dir):
+    """The same sweep on a LocalCluster: (results, wall s, warm-up s, load text)."""
+    from distributed import Client, LocalCluster
+
+    from spear_lab.explore.distributed import RemoteReplayer
+
+    per = max(1, args.concurrency // args.cluster_workers)
+    with LocalCluster(n_workers=args.cluster_workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as lc, Client(lc) as client:
+        server_workers = args.server_workers or max(1, (os.cpu_count() or 1) // args.cluster_workers)
+        rp = RemoteReplayer(client, backend=args.backend, concurrency=per, frame_ms=args.frame_ms,
+                            recognition_cache=rec_dir, server_workers=server_workers)
+        t0 = time.perf_counter()
+        rp.warm_up()
+        warm_s = time.perf_counter() - t0
+        before = load()
+        t0 = time.perf_counter()
+        res = explore.sweep(rec, configs, cache=False, progress=False, replayer=rp, backend=args.backend,
+                            concurrency=per, calibrate=cal)
+        wall = time.perf_counter() - t0
+        rp.close()
+    return res, wall, warm_s, f"machine {before} before, {load()} after"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="length of the recording (s)")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--frame-ms", type=int, default=20)
     ap.add_argument("--backend", default="local")
+    ap.add_argument("--cluster-workers", type=int, default=2, help="0: no cluster run")
+    ap.add_argument("--server-workers", type=int, default=None,
+                    help="recognition processes per cluster worker's server (default: cpus / workers)")
     args = ap.parse_args()
 
     rec = corpus(args.seconds)
@@ -88,8 +122,9 @@ def main() -> int:
     configs = explore.grid(silence_ms=[200, 400, 700, 1000], threshold=[0.4, 0.6])
     print(f"recording: {audio_s:.1f} s, {len(rec.utterances)} utterances; "
           f"{len(configs)} configurations; concurrency {args.concurrency}; {os.cpu_count()} cpus")
-    with tempfile.TemporaryDirectory() as tmp, explore.Replayer(
-            backend=args.backend, concurrency=1, frame_ms=args.frame_ms) as rp:
+    tmp = tempfile.mkdtemp(prefix="bench-sweep-")
+    os.environ["SPEAR_LAB_RECOGNITION_CACHE"] = os.path.join(tmp, "rec-local")
+    with explore.Replayer(backend=args.backend, concurrency=1, frame_ms=args.frame_ms) as rp:
         cache = explore.RunCache(tmp, enabled=False)
         # warm-up: starts the embedded server and its recogniser processes
         explore.sweep(explore.generate(SENTENCES[:1], name="warmup"), configs[0], cache=cache,
@@ -99,7 +134,8 @@ def main() -> int:
         cal = explore.calibrate_processing(backend=args.backend, cache=cache, replayer=rp)
         cal_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        base = explore.sweep(rec, configs[0], cache=cache, progress=False, replayer=rp,
+        # a configuration outside the grid: its segments must not pre-fill the recognition cache
+        base = explore.sweep(rec, explore.server_vad(550, 0.5), cache=cache, progress=False, replayer=rp,
                              backend=args.backend, calibrate=cal)
         base_s = time.perf_counter() - t0
         rp.concurrency = args.concurrency
@@ -109,6 +145,9 @@ def main() -> int:
                             backend=args.backend, concurrency=args.concurrency, calibrate=cal)
         sweep_s = time.perf_counter() - t0
         cpu_s = cpu_seconds() - c0
+    cluster = None
+    if args.cluster_workers > 0:
+        cluster = cluster_sweep(rec, configs, cal, args, os.path.join(tmp, "rec-cluster"))
     bad = [r for r in res.records + base.records if not r["ok"]]
     total_audio = audio_s * len(configs)
     print(f"latency calibration (once, cached): {cal_s:6.2f} s wall, processing p50 "
@@ -126,6 +165,24 @@ def main() -> int:
     print(f"ratio cpu/(wall x {cores} cores):       {cpu_s / (sweep_s * cores):6.2f}  "
           f"({cpu_s:.0f} cpu-s of this process and its recogniser workers; machine {load_before} "
           f"before, {load()} after: other work on the machine slows the sweep)")
+    rc = res.info["recognition_cache"]
+    print(f"recognition cache (local sweep):    hit rate {rc['hit_rate']:.2f} "
+          f"({rc['hits']} of {rc['hits'] + rc['misses']} segments recognised from the cache)")
+    if cluster is not None:
+        cres, cwall, warm_s, load_c = cluster
+        crc = cres.info["recognition_cache"]
+        print(f"cluster sweep (LocalCluster({args.cluster_workers}), {args.concurrency // args.cluster_workers or 1} "
+              f"runs at once per worker, {args.server_workers or max(1, (os.cpu_count() or 1) // args.cluster_workers)} "
+              f"recognition process(es) per worker's server): {cwall:6.2f} s wall ({warm_s:.1f} s warm-up not counted), "
+              f"{total_audio / cwall:.2f} audio-s per wall-s; workers {len(cres.info['workers'])}; "
+              f"{load_c}")
+        print(f"ratio cluster wall/local wall:      {cwall / sweep_s:6.2f}  "
+              f"({'no slower' if cwall <= sweep_s else 'slower'} than local)")
+        print(f"recognition cache (cluster sweep):  hit rate {crc['hit_rate']:.2f} "
+              f"({crc['hits']} of {crc['hits'] + crc['misses']})")
+        same = [a["segments"] == b["segments"] and a["wer"] == b["wer"] for a, b in zip(res, cres)]
+        print(f"cluster rows with the local segments and WER: {sum(same)}/{len(same)}")
+        bad += [r for r in cres.records if not r["ok"]]
     for r in res.records:
         print(f"  {r['config']:<22} segments {r['segments']:3d}/{r['ref_segments']:<3d} "
               f"WER {r['wer']:.3f} clipped {r['clipped_words']:3d} p95 {r['latency_p95_ms']:7.0f} ms "

@@ -32,6 +32,7 @@ Example (the default stub transport; 960 bytes = 20 ms of 24 kHz pcm16):
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Iterable
@@ -78,6 +79,29 @@ class RtAsrStatus:
         """Build from the GET_STATUS object (unknown keys ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in obj.items() if k in names})
+
+
+def _number(name: str, value: Any, *, minimum: float | None = None,
+            integer: bool = False) -> Any:
+    """``value`` checked as a finite real number (an int when ``integer``), at least
+    ``minimum``; ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, not {value!r}")
+    if integer and not isinstance(value, int):
+        if value != int(value):
+            raise ValueError(f"{name} must be a whole number, not {value!r}")
+        value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
+    return value
+
+
+def _timeout_ms(name: str, value: Any) -> int:
+    """A hostcall timeout in ms: a finite number, negative = forever (-1); ValueError."""
+    value = _number(name, value)
+    return -1 if value < 0 else int(math.ceil(value))
 
 
 def _fd_of(obj: "int | Any") -> int:
@@ -197,8 +221,12 @@ class RtAsr:
         """Write ``data`` in chunks, waiting for EPOLLOUT when the queue is full.
 
         Returns the bytes written; raises TimeoutError (with the count in the message)
-        when ``timeout_s`` passes first.
+        when ``timeout_s`` passes first, ValueError for a ``chunk_bytes`` below 1 or a
+        ``timeout_s`` that is not a finite non-negative number.
         """
+        chunk_bytes = _number("chunk_bytes", chunk_bytes, minimum=1, integer=True)
+        if timeout_s is not None:
+            timeout_s = _number("timeout_s", timeout_s, minimum=0)
         view = memoryview(bytes(data))
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         done = 0
@@ -232,7 +260,9 @@ class RtAsr:
         return obj if isinstance(obj, dict) else {"type": None, "raw": obj}
 
     def read_bytes(self, timeout_ms: int = 0) -> bytes | None:
-        """The next event's raw bytes, or None (see :meth:`read`)."""
+        """The next event's raw bytes, or None (see :meth:`read`).  ``timeout_ms``: 0
+        polls, negative waits without limit; ValueError when it is not a finite number."""
+        timeout_ms = _timeout_ms("timeout_ms", timeout_ms)
         out = self.host.rtasr_read(self.fd, _NO_CAP)
         if out == _EAGAIN and timeout_ms != 0:
             self._wait(EpollEvent.IN | EpollEvent.ERR | EpollEvent.HUP, timeout_ms)
@@ -251,7 +281,10 @@ class RtAsr:
         return events
 
     def events(self, duration_s: float, poll_ms: int = 50) -> Iterable[dict[str, Any]]:
-        """Yield events as they arrive for ``duration_s`` seconds."""
+        """Yield events as they arrive for ``duration_s`` seconds (ValueError unless both
+        arguments are finite and non-negative, ``poll_ms`` at least 1)."""
+        duration_s = _number("duration_s", duration_s, minimum=0)
+        poll_ms = _number("poll_ms", poll_ms, minimum=1)
         end = time.monotonic() + duration_s
         while (left := end - time.monotonic()) > 0:
             event = self.read(timeout_ms=max(1, min(poll_ms, int(left * 1000))))
@@ -333,8 +366,11 @@ class Epoll:
     def wait(self, timeout_ms: int = -1, max_events: int = 64) -> list[tuple[int, EpollEvent]]:
         """Ready ``(fd, EpollEvent)`` pairs, lowest fd first; ``[]`` on timeout.
 
-        ``timeout_ms < 0`` waits without limit, 0 polls.
+        ``timeout_ms < 0`` waits without limit, 0 polls.  ValueError for a timeout that is
+        not a finite number or ``max_events`` below 1.
         """
+        timeout_ms = _timeout_ms("timeout_ms", timeout_ms)
+        max_events = _number("max_events", max_events, minimum=1, integer=True)
         out = self.host.spear_epoll_wait(self.fd, max_events, timeout_ms)
         if isinstance(out, int):
             reason = (f"epoll {self.fd} is closed" if out == -Errno.EBADF

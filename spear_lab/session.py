@@ -225,6 +225,13 @@ class GuestHandle:
         res = self.result
         return res.stderr if res is not None else self.run.stderr
 
+    @property
+    def logs(self) -> list[tuple[float, int, str]]:
+        """The guest's ``log`` messages so far, ``(wall time s, level, text)`` (also in
+        the result and in ``session.trace.logs(name)``)."""
+        res = self.result
+        return res.logs if res is not None else list(self.run.host.logs)
+
     def wait(self, timeout: float | None = None) -> GuestResult:
         """Block until the guest ends; TimeoutError when ``timeout`` passes first."""
         try:
@@ -518,6 +525,12 @@ class Session:
                 handle.stop(timeout)
             except TimeoutError:
                 log.warning("guest %s did not stop within %.1f s", handle.name, timeout)
+        with self._lock:
+            handles = list(self.handles)
+        for handle in handles:  # no guest thread outlives the session
+            thread = handle.run._thread
+            if thread is not None and thread.is_alive():
+                thread.join(timeout)
         with self._lock:
             views, self._views = self._views, []
         for view in views:

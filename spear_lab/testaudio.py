@@ -8,7 +8,8 @@ dither, so the bytes are the same on every run) to mono pcm16, peak about -3 dBF
 the clips with exact silences, returning each sentence's sample range;
 :func:`speech_track` does the same in seconds and returns a :class:`Track`, and
 :func:`make_speech` also writes the track as a WAV.  :func:`mix_noise` /
-:func:`add_noise` add seeded white, pink or pulsing noise at an SNR.
+:func:`add_noise` add seeded white, pink, pulsing or babble noise at an SNR
+(:func:`babble`: six espeak-ng talkers at once).
 
 Needs the Debian packages ``espeak-ng`` and ``sox`` (FileNotFoundError names the missing
 program; ``subprocess.CalledProcessError`` when either fails).
@@ -31,8 +32,9 @@ import numpy as np
 
 __all__ = [
     "RATE", "VOICE", "SPEED", "SENTENCES", "SYNTH_VERSION", "Track", "espeak_version",
-    "synthesize", "trim_bounds", "per_gap", "join_speech", "speech_track", "make_speech",
-    "mix_noise", "add_noise", "read_wav", "write_wav",
+    "synthesize", "trim_bounds", "audible_bounds", "per_gap", "join_speech", "speech_track",
+    "make_speech", "BABBLE_VOICES", "BABBLE_SENTENCES", "babble", "mix_noise", "add_noise",
+    "read_wav", "write_wav",
 ]
 
 RATE = 24000
@@ -140,6 +142,42 @@ def trim_bounds(pcm: np.ndarray, rel: float = 0.02) -> tuple[int, int]:
     return int(loud[0]), int(loud[-1]) + 1
 
 
+def audible_bounds(pcm: np.ndarray, rate: int = RATE, *, frame_ms: float = 10.0,
+                   onset_db: float = 15.0, extend_db: float = 6.0,
+                   margin_ms: float = 0.0) -> tuple[int, int]:
+    """``[start, end)`` of the audible part of a recording that has a noise floor (real
+    speech; :func:`trim_bounds` suits digital silence).  (0, 0) if silent.
+
+    The clip is cut into ``frame_ms`` frames; the floor is the level (dB of mean square)
+    of its quietest five consecutive frames.  The audible part runs from the first to the
+    last frame at least ``onset_db`` above the floor, widened while the neighbouring
+    frames stay ``extend_db`` above it, then by ``margin_ms`` on each side — to the clip's
+    edge where less than ``margin_ms`` more would be left; bounds fall on frame edges (or
+    the clip's ends).
+    """
+    hop = max(int(round(rate * frame_ms / 1000)), 1)
+    n = len(pcm) // hop
+    if n == 0 or not np.any(pcm):
+        return 0, 0
+    x = pcm[: n * hop].astype(np.float64).reshape(n, hop)
+    power = np.mean(x ** 2, axis=1) + 1.0
+    level = 10 * np.log10(power)
+    floor = float(10 * np.log10(np.convolve(power, np.ones(5) / 5, "valid").min())) if n >= 5 \
+        else float(level.min())
+    loud = np.flatnonzero(level >= floor + onset_db)
+    if not len(loud):
+        return 0, 0
+    first, last = int(loud[0]), int(loud[-1])
+    while first > 0 and level[first - 1] >= floor + extend_db:
+        first -= 1
+    while last < n - 1 and level[last + 1] >= floor + extend_db:
+        last += 1
+    pad = int(round(margin_ms / frame_ms))
+    first = first - pad if first >= 2 * pad else 0
+    last = last + pad if last + 2 * pad < n - 1 else n - 1
+    return first * hop, len(pcm) if last == n - 1 else (last + 1) * hop
+
+
 def per_gap(value: float | Sequence[float], n: int) -> list[float]:
     """The ``n - 1`` gaps between ``n`` sentences: one value repeated, or a sequence of
     exactly that many (ValueError otherwise)."""
@@ -202,21 +240,69 @@ def make_speech(sentences: Sequence[str] | None = None, path: str | os.PathLike[
 # -- noise ----------------------------------------------------------------------------------
 
 
-def mix_noise(pcm: np.ndarray, regions: Sequence[tuple[int, int]], snr_db: float,
-              kind: str = "pink", seed: int = 0, *, rate: int = RATE) -> np.ndarray:
-    """``pcm`` plus stationary noise at ``snr_db`` dB below the mean speech power.
+BABBLE_VOICES = (("en-us+m3", 165), ("en-gb+f2", 175), ("en-us+f4", 150),
+                 ("en-gb-x-rp+m5", 185), ("en-us+m7", 160), ("en-gb-scotland+f3", 170))
+"""The talkers of :func:`babble`: espeak-ng voice and speed (words per minute)."""
+BABBLE_SENTENCES = (
+    "a long train of carriages rolled slowly past the old mill",
+    "nobody had expected the meeting to last until midnight",
+    "there were seven green apples left in the wooden basket",
+    "the captain ordered everyone back to the ship at once",
+    "several letters arrived from the north during the winter",
+    "he painted the fence white before the rain came down",
+    "our neighbours keep three noisy geese behind the barn",
+    "the museum opens its doors at nine every morning",
+)
+"""What the babble talkers say: none of :data:`SENTENCES`' sentences."""
 
-    Speech power is the mean square over ``regions`` (sample ranges).  ``kind``: ``white``;
-    ``pink`` (1/f power, shaped in the frequency domain); ``pulsing`` (pink whose level
-    swings ±6 dB at 0.3 Hz, ``rate`` being the sample rate).  The noise is drawn from
-    ``numpy.random.default_rng(seed)``.  Raises ValueError for an unknown kind or empty
-    regions.
+
+def babble(n: int, seed: int = 0, *, rate: int = RATE, cache: Path | None = None) -> np.ndarray:
+    """``n`` samples (float64, unit RMS) of babble: the :data:`BABBLE_VOICES` talkers
+    speaking :data:`BABBLE_SENTENCES` at the same time, each at equal power.
+
+    Each talker says every sentence once (trimmed, 150 ms apart) in an order drawn from
+    ``numpy.random.default_rng(seed)``, repeated to cover ``n`` and started at a drawn
+    offset.  ``cache`` keeps the sentence clips (see :func:`synthesize`)."""
+    rng = np.random.default_rng(seed)
+    gap = np.zeros(int(0.15 * rate))
+    out = np.zeros(n)
+    for voice, speed in BABBLE_VOICES:
+        parts = []
+        for k in rng.permutation(len(BABBLE_SENTENCES)):
+            clip = synthesize(BABBLE_SENTENCES[k], rate, voice, speed, cache=cache)
+            a, b = trim_bounds(clip)
+            parts += [clip[a:b].astype(np.float64), gap]
+        talk = np.concatenate(parts)
+        talk /= np.sqrt(np.mean(talk ** 2))
+        start = int(rng.integers(len(talk)))
+        out += np.resize(np.roll(talk, -start), n)
+    return out / np.sqrt(np.mean(out ** 2)) if n else out
+
+
+def mix_noise(pcm: np.ndarray, regions: Sequence[tuple[int, int]], snr_db: float,
+              kind: str = "pink", seed: int = 0, *, rate: int = RATE,
+              cache: Path | None = None) -> np.ndarray:
+    """``pcm`` plus noise at ``snr_db`` dB below the mean speech power.
+
+    Speech power is the mean square over ``regions`` (sample ranges), noise power the
+    mean square over the whole signal.  ``kind``: ``white``; ``pink`` (1/f power, shaped
+    in the frequency domain); ``pulsing`` (pink whose level swings ±6 dB at 0.3 Hz,
+    ``rate`` being the sample rate); ``babble`` (:func:`babble`, clips cached in
+    ``cache``).  The noise is drawn from ``numpy.random.default_rng(seed)``.  Raises
+    ValueError for an unknown kind or empty regions.
     """
-    if kind not in ("white", "pink", "pulsing"):
-        raise ValueError(f"unknown noise kind {kind!r} (white, pink or pulsing)")
+    if kind not in ("white", "pink", "pulsing", "babble"):
+        raise ValueError(f"unknown noise kind {kind!r} (white, pink, pulsing or babble)")
     n = len(pcm)
-    noise = np.random.default_rng(seed).standard_normal(n)
-    if kind != "white":
+    x = pcm.astype(np.float64)
+    speech = np.concatenate([x[a:b] for a, b in regions]) if regions else np.zeros(0)
+    if not len(speech):
+        raise ValueError("mix_noise needs at least one non-empty speech region")
+    if kind == "babble":
+        noise = babble(n, seed, rate=rate, cache=cache)
+    else:
+        noise = np.random.default_rng(seed).standard_normal(n)
+    if kind in ("pink", "pulsing"):
         spec = np.fft.rfft(noise)
         f = np.arange(len(spec), dtype=np.float64)
         spec[0] = 0.0
@@ -224,10 +310,6 @@ def mix_noise(pcm: np.ndarray, regions: Sequence[tuple[int, int]], snr_db: float
         noise = np.fft.irfft(spec, n)
         if kind == "pulsing":
             noise *= 10 ** (6 / 20 * np.sin(2 * np.pi * 0.3 * np.arange(n) / rate))
-    x = pcm.astype(np.float64)
-    speech = np.concatenate([x[a:b] for a, b in regions]) if regions else np.zeros(0)
-    if not len(speech):
-        raise ValueError("mix_noise needs at least one non-empty speech region")
     p_speech = float(np.mean(speech ** 2))
     noise *= np.sqrt(p_speech / 10 ** (snr_db / 10) / float(np.mean(noise ** 2)))
     return np.clip(np.rint(x + noise), -32768, 32767).astype(np.int16)

@@ -36,10 +36,14 @@ from .abi.constants import errno_name, mask_names
 __all__ = ["KINDS", "Trace", "TraceCaps", "TranscriptItem"]
 
 #: The record kinds, in export order.
-KINDS = ("hostcall", "readiness", "queue", "event", "transcript")
+KINDS = ("hostcall", "readiness", "queue", "event", "transcript", "log", "vad")
 
 # Hostcalls that create an fd: their non-negative result is the new fd.
 _CREATORS = {"spear_epoll_create": "epoll", "rtasr_create": "rtasr", "mic_create": "mic"}
+#: Hostcalls whose result is a value, never an errno (random_i64 is negative half the time).
+_VALUE_RESULTS = frozenset({"time_now_ms", "wall_time_s", "random_i64"})
+#: Most negative result counted as an errno (Linux: -4095 .. -1).
+_MAX_ERRNO = 4095
 _TRANSCRIPT_PREFIX = "conversation.item.input_audio_transcription."
 _BUFFER_PREFIX = "input_audio_buffer."
 
@@ -48,9 +52,14 @@ _BUFFER_PREFIX = "input_audio_buffer."
 class TraceCaps:
     """Ring-buffer sizes: how many records of each kind are kept (the oldest go first).
 
-    Measured cost: about 150 bytes per hostcall, 110 per readiness change, 330 per queue
-    sample, so the defaults hold at most ~50 MB.  A guest streaming 20 ms frames makes
-    about 200 hostcalls a second: 100k hostcalls are the last eight minutes or so.
+    Every kind is bounded: a ring per record kind, event and log texts cut at
+    ``event_text`` / ``log_text``, per transcript item at most ``deltas_per_item`` delta
+    records and ``item_text`` characters, per-fd tables at ``fds`` entries.  With every
+    ring full of worst-case records the defaults hold ~136 MB (measured by
+    ``bench/bench_trace_memory.py``), whatever a guest or a backend does.  A guest streaming 20 ms frames
+    makes about 200 hostcalls a second: 100k hostcalls are the last eight minutes or so.
+    What is not kept is counted in :attr:`Trace.evicted` and the summary's
+    ``dropped_records``.
     """
 
     hostcalls: int = 100_000
@@ -60,6 +69,17 @@ class TraceCaps:
     transcript_items: int = 2_000
     #: Longest event text kept in an ``event`` record (longer ones are cut, marked "…").
     event_text: int = 512
+    #: Deltas kept per transcript item (later ones still grow its text up to ``item_text``).
+    deltas_per_item: int = 64
+    #: Longest text kept per transcript item (delta text or transcript), characters.
+    item_text: int = 8192
+    #: Guest log messages kept, and the longest text kept of each.
+    logs: int = 10_000
+    log_text: int = 1024
+    #: Server VAD frames kept (speech probability per frame; 100k = 53 min of 32 ms frames).
+    vad: int = 100_000
+    #: fds remembered per trace for kinds, creation times and last queue levels.
+    fds: int = 10_000
 
 
 @dataclass
@@ -84,6 +104,8 @@ class TranscriptItem:
     t_committed: float | None = None
     t_completed: float | None = None
     failed: str | None = None
+    #: Characters held in ``deltas`` (bounded by ``TraceCaps.item_text``).
+    _text_len: int = field(default=0, repr=False, compare=False)
 
     @property
     def text(self) -> str:
@@ -145,6 +167,10 @@ class Trace:
         # (t, instance, fd, what, type, size, text)
         self._events: deque[tuple] = deque(maxlen=c.events)
         self._items: dict[tuple[str, int, str], TranscriptItem] = {}
+        # (t, instance, level, text)
+        self._logs: deque[tuple] = deque(maxlen=c.logs)
+        # (t, instance, fd, audio_ms, frame_ms, probability)
+        self._vad: deque[tuple] = deque(maxlen=c.vad)
         self._calls: dict[str, int] = {}
         self._errnos: dict[tuple[str, int], int] = {}
         self._n_hostcalls = 0
@@ -153,7 +179,7 @@ class Trace:
         self._created: dict[tuple[str, int], float] = {}
         self._stub_item: dict[tuple[str, int], int] = {}
         self._item_seq = 0
-        self._evicted = {k: 0 for k in KINDS}
+        self._evicted = _no_evictions()
         self.version = 0
         self._attached: list[tuple[Any, Callable, Callable]] = []
 
@@ -198,12 +224,13 @@ class Trace:
             calls = self._calls
             calls[name] = calls.get(name, 0) + 1
             if rc < 0:
-                key = (name, rc)
-                errs = self._errnos
-                errs[key] = errs.get(key, 0) + 1
+                if rc >= -_MAX_ERRNO and name not in _VALUE_RESULTS:
+                    key = (name, rc)
+                    errs = self._errnos
+                    errs[key] = errs.get(key, 0) + 1
             elif name in _CREATORS:
-                self._created[(instance, rc)] = t0 - self.start
-                self._kinds[(instance, rc)] = _CREATORS[name]
+                self._remember(self._created, (instance, rc), t0 - self.start)
+                self._remember(self._kinds, (instance, rc), _CREATORS[name])
             self.version += 1
 
     def readiness(self, instance: str, fd: int, old: int, new: int) -> None:
@@ -223,12 +250,17 @@ class Trace:
         if not self.recording:
             return
         t = self.now()
+        if what == "vad":
+            self._vad_frames(t, instance, fd, data)
+            return
         if what == "event":
             self._event(t, instance, fd, data.get("event", b""))
             return
         if what in ("error", "hangup"):
             msg = str(data.get("message", ""))
-            self._append_event(t, instance, fd, what, what, len(msg), msg)
+            cut = self.caps.event_text
+            self._append_event(t, instance, fd, what, what, len(msg),
+                               msg if len(msg) <= cut else msg[:cut] + "…")
             return
         level = dict(data)
         with self._lock:
@@ -236,8 +268,9 @@ class Trace:
             if len(ring) == ring.maxlen:
                 self._evicted["queue"] += 1
             ring.append((t, instance, fd, what, level))
-            self._levels[(instance, fd)] = {"t": t, "what": what, **level}
-            self._kinds.setdefault((instance, fd), "mic" if what.startswith("mic") else "rtasr")
+            self._remember(self._levels, (instance, fd), {"t": t, "what": what, **level})
+            if (instance, fd) not in self._kinds:
+                self._remember(self._kinds, (instance, fd), "mic" if what.startswith("mic") else "rtasr")
             self.version += 1
 
     def _append_event(self, t: float, instance: str, fd: int, what: str, etype: str,
@@ -273,11 +306,11 @@ class Trace:
                 item = self._item(instance, fd, f"stub-{n}")
                 text = obj.get("text") if isinstance(obj.get("text"), str) else ""
                 if kind == "delta":
-                    item.deltas.append((t, text))
+                    self._add_delta(item, t, text)
                 else:
-                    item.transcript = text
+                    item.transcript = self._cut(text)
                     item.t_completed = t
-                    self._stub_item[(instance, fd)] = n + 1
+                    self._remember(self._stub_item, (instance, fd), n + 1)
                 self.version += 1
             return
         item_id = obj.get("item_id")
@@ -289,14 +322,14 @@ class Trace:
                 item = self._item(instance, fd, item_id)
                 if kind == "delta":
                     delta = obj.get("delta")
-                    item.deltas.append((t, delta if isinstance(delta, str) else ""))
+                    self._add_delta(item, t, delta if isinstance(delta, str) else "")
                 elif kind == "completed":
                     tr = obj.get("transcript")
-                    item.transcript = tr if isinstance(tr, str) else ""
+                    item.transcript = self._cut(tr) if isinstance(tr, str) else ""
                     item.t_completed = t
                 elif kind == "failed":
                     err = obj.get("error")
-                    item.failed = str(err.get("message") if isinstance(err, dict) else err)
+                    item.failed = self._cut(str(err.get("message") if isinstance(err, dict) else err))
                     item.t_completed = t
                 else:
                     return
@@ -320,6 +353,87 @@ class Trace:
             else:
                 return
             self.version += 1
+
+    def _cut(self, text: str) -> str:
+        """``text`` cut to ``caps.item_text`` characters."""
+        cap = self.caps.item_text
+        return text if len(text) <= cap else text[:cap]
+
+    def _add_delta(self, item: TranscriptItem, t: float, text: str) -> None:
+        """Append a delta within the item's caps; what does not fit is counted in
+        ``evicted["delta"]``.  Caller holds the lock."""
+        caps = self.caps
+        if len(item.deltas) >= caps.deltas_per_item:
+            self._evicted["delta"] += 1
+            if len(item.deltas[-1][1]) + len(text) > caps.item_text:
+                return
+            t_last, last = item.deltas[-1]  # keep the text growing in the last record
+            item.deltas[-1] = (t_last, last + text)
+            return
+        room = caps.item_text - item._text_len
+        if room <= 0:
+            self._evicted["delta"] += 1
+            return
+        piece = text if len(text) <= room else text[:room]
+        item.deltas.append((t, piece))
+        item._text_len += len(piece)
+
+    def _remember(self, table: dict, key: Any, value: Any) -> None:
+        """Store ``table[key] = value``, forgetting the oldest key beyond ``caps.fds``.
+        Caller holds the lock."""
+        if key not in table and len(table) >= self.caps.fds:
+            del table[next(iter(table))]
+            self._evicted["fd"] += 1
+        table[key] = value
+
+    # -- server VAD -----------------------------------------------------------------------
+
+    def _vad_frames(self, t: float, instance: str, fd: int, data: dict) -> None:
+        """Fold a ``"vad"`` note (the embedded server's ``spear.vad.probabilities``:
+        ``audio_start_ms``, ``frame_ms``, ``probabilities``) into one record per frame."""
+        start, step = float(data.get("audio_start_ms", 0)), float(data.get("frame_ms", 0))
+        probs = data.get("probabilities") or ()
+        with self._lock:
+            ring = self._vad
+            over = len(ring) + len(probs) - ring.maxlen
+            if over > 0:
+                self._evicted["vad"] += over
+            ring.extend((t, instance, fd, start + i * step, step, float(p))
+                        for i, p in enumerate(probs))
+            self.version += 1
+
+    def vad(self, instance: str | None = None, fd: int | None = None) -> list[dict[str, Any]]:
+        """Server VAD frames, oldest first: ``t`` (arrival), ``instance``, ``fd``,
+        ``audio_ms`` (start of the frame in the session's audio), ``frame_ms`` and
+        ``probability`` (of speech, 0..1)."""
+        with self._lock:
+            rows = list(self._vad)
+        return [{"t": t, "instance": inst, "fd": f, "audio_ms": ms, "frame_ms": step,
+                 "probability": p} for t, inst, f, ms, step, p in rows
+                if (instance is None or inst == instance) and (fd is None or f == fd)]
+
+    # -- guest log ------------------------------------------------------------------------
+
+    def log(self, instance: str, level: int, text: str) -> None:
+        """Record one guest ``log`` message (text cut at ``caps.log_text``)."""
+        if not self.recording:
+            return
+        t = self.now()
+        cut = self.caps.log_text
+        shown = text if len(text) <= cut else text[:cut] + "…"
+        with self._lock:
+            ring = self._logs
+            if len(ring) == ring.maxlen:
+                self._evicted["log"] += 1
+            ring.append((t, instance, level, shown))
+            self.version += 1
+
+    def logs(self, instance: str | None = None) -> list[dict[str, Any]]:
+        """Guest log messages, oldest first: ``t``, ``instance``, ``level``, ``text``."""
+        with self._lock:
+            rows = list(self._logs)
+        return [{"t": t, "instance": inst, "level": level, "text": text}
+                for t, inst, level, text in rows if instance is None or inst == instance]
 
     def _item(self, instance: str, fd: int, item_id: str) -> TranscriptItem:
         """The item for ``item_id``, created (and the oldest evicted) on first sight.
@@ -506,6 +620,10 @@ class Trace:
         if "transcript" in kinds:
             out += [{"kind": "transcript", "t": i.t_first if i.t_first is not None else 0.0,
                      **i.as_dict()} for i in self.transcript()]
+        if "log" in kinds:
+            out += [{"kind": "log", **r} for r in self.logs()]
+        if "vad" in kinds:
+            out += [{"kind": "vad", **r} for r in self.vad()]
         out.sort(key=lambda r: r["t"])
         return out
 
@@ -592,6 +710,7 @@ class Trace:
                 "eagain_writes": errnos.get("rtasr_write", {}).get("-EAGAIN", 0),
                 "evicted": evicted,
             },
+            "dropped_records": sum(evicted.values()),
             "events": n_events,
             "transcript": {"items": n_items, "completed": n_final},
         }
@@ -605,7 +724,9 @@ class Trace:
             for d in (self._items, self._calls, self._errnos, self._levels,
                       self._created, self._stub_item):
                 d.clear()
-            self._evicted = {k: 0 for k in KINDS}
+            self._logs.clear()
+            self._vad.clear()
+            self._evicted = _no_evictions()
             self.start = self.clock()
             self.wall_start = time.time()
             self.version += 1
@@ -629,6 +750,12 @@ class Trace:
         from .views.html import trace_html
 
         return trace_html(self)
+
+
+def _no_evictions() -> dict[str, int]:
+    """Zeroed eviction counters: one per record kind, plus ``delta`` (transcript deltas
+    not kept) and ``fd`` (fds forgotten)."""
+    return {**{k: 0 for k in KINDS}, "delta": 0, "fd": 0}
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:

@@ -57,8 +57,10 @@ def test_small_guests_run(name):
 
 
 def test_mic_rtasr_runs_on_a_file_in_place_of_the_device():
-    # the reference-style guest insists on a device with fallback off; the host substitutes
-    rc, out, err = run("run", "mic_rtasr", "--mic", f"file:{DEMO}", "--fast", "--backend", "stub")
+    # the reference-style guest insists on a device with fallback off; the host substitutes,
+    # and routes the backend name it asks for (it no longer falls back to the stub silently)
+    rc, out, err = run("run", "mic_rtasr", "--mic", f"file:{DEMO}", "--fast",
+                       "--route", "openai-realtime-asr=stub")
     assert rc == 0, err
     assert "exit 0" in summary(out)
 

@@ -12,9 +12,10 @@ from spear_lab.abi.constants import RtasrCtl
 from spear_lab.explore import configs as C
 from spear_lab.explore.events import (COMMITTED, COMPLETED, FAILED, SPEECH_STARTED, SPEECH_STOPPED,
                                       Segment, open_speech, parse_events, segments_from_events)
-from spear_lab.explore.metrics import (boundary_scores, match_boundaries, normalise, overlap_counts,
-                                       percentile, score, utterance_latencies, wer_counts,
-                                       word_coverage, word_spans, WordSpan)
+from spear_lab.explore.metrics import (boundary_scores, corpus_wer, match_boundaries, normalise,
+                                       normalise_english, overlap_counts, percentile, score,
+                                       utterance_latencies, wer_counts, word_coverage, word_spans,
+                                       WordSpan)
 from spear_lab.explore.replay import EventTap, RunRecord
 from spear_lab.explore.results import Results, aggregate, best, satisfies
 from spear_lab.fds.segmentation import Segmentation
@@ -40,6 +41,34 @@ def test_wer_counts_one_deletion_in_six_words():
 def test_wer_of_empty_hypothesis_is_one():
     w = wer_counts("a b c", "")
     assert (w["wer"], w["deletions"]) == (1.0, 3)
+
+
+def test_normalised_wer_forgives_spelling_conventions_and_raw_does_not():
+    # Whisper's English normaliser: "Mr." -> "mister", "two" -> "2", "'s" -> " is"
+    assert normalise_english("Mr. Smith's 2 cats") == normalise_english("mister smith's two cats") \
+        == "mister smith is 2 cats"
+    w = wer_counts("Mr. Smith's 2 cats", "mister smith's two cats")
+    assert (w["wer"], w["errors"], w["ref_words"]) == (0.0, 0, 5)
+    # raw: "mr smith's 2 cats" against "mister smith's two cats": 2 substitutions in 4 words
+    assert (w["wer_raw"], w["errors_raw"], w["ref_words_raw"]) == (0.5, 2, 4)
+
+
+def test_normalised_wer_still_counts_real_errors():
+    # British spelling and a filler are forgiven; "bread" -> "bed" is not
+    w = wer_counts("The colour of the bread", "um the color of the bed")
+    assert (w["errors"], w["substitutions"], w["ref_words"]) == (1, 1, 5)
+    assert (w["errors_raw"], w["wer_raw"]) == (3, 3 / 5)     # colour/color, bread/bed, +um
+
+
+def test_corpus_wer_sums_counts_over_pairs():
+    w = corpus_wer(["go forward ten meters", "he was not an ill disposed young man"],
+                   ["Go forward 10 meters.", "he was not an old sposed young man"])
+    # 0 errors in 4 words; "ill disposed" -> "old sposed": 2 substitutions in 8 words
+    assert (w["errors"], w["ref_words"], w["wer"]) == (2, 12, 2 / 12)
+    # raw: "ten" -> "10" counts too
+    assert (w["errors_raw"], w["ref_words_raw"]) == (3, 12)
+    with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
+        corpus_wer(["a", "b"], ["a"])
 
 
 # -- word times ------------------------------------------------------------------------------
@@ -206,7 +235,10 @@ def test_score_synthetic_case():
     segs = [seg(700, 2500, 1.0, 1.2, "one two", onset=1000, offset=2000),
             seg(3100, 4500, 2.0, 2.4, "tree", onset=3400, offset=4000)]
     m = score(ref, "one two three", segs, tol_ms=250)
-    assert (m["wer_errors"], m["ref_words"]) == (1, 3)          # three -> tree
+    assert (m["wer_raw_errors"], m["ref_words_raw"]) == (1, 3)  # three -> tree
+    # Whisper's normaliser writes number words as digits: "one two three" -> "123" (one
+    # word) against "12 tree" -> 1 substitution + 1 insertion
+    assert (m["wer_errors"], m["ref_words"]) == (2, 1)
     assert m["segments"] == 2 and m["segment_error"] == 0
     # onsets 1000 (hit), 3400 (400 ms off: miss); offsets 2000, 4000 (hits)
     assert m["boundary_hits"] == 3
@@ -301,6 +333,10 @@ def test_aggregate_pools_counts_and_latencies():
           "ok": True, "wall_s": 1.0, "audio_s": 5.0}
     a = aggregate([r1, r2])
     assert a["wer"] == pytest.approx(0.2)                       # 4 errors / 20 words
+    assert math.isnan(a["wer_raw"])                             # no raw counts given
+    a = aggregate([{**r1, "wer_raw_errors": 2, "ref_words_raw": 10},
+                   {**r2, "wer_raw_errors": 4, "ref_words_raw": 11}])
+    assert a["wer_raw"] == pytest.approx(6 / 21)
     assert a["boundary_precision"] == pytest.approx(6 / 10)     # 6 hits / (2 x 5 segments)
     assert a["boundary_recall"] == pytest.approx(6 / 8)
     assert a["clipped_words"] == 3 and a["latency_p50_ms"] == 200.0

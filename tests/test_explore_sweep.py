@@ -98,7 +98,9 @@ def test_sweep_scores_caches_and_never_caches_failures():
                                                       rec.utterances[1]])
     fake5 = FakeReplayer()
     rescored = explore.sweep(fixed, cfgs[:1], replayer=fake5, progress=False)
-    assert fake5.jobs == [] and rescored[0]["wer_errors"] == res[0]["wer_errors"] + 1
+    assert fake5.jobs == [] and rescored[0]["wer_raw_errors"] == res[0]["wer_raw_errors"] + 1
+    # normalised, the number words are digits: "1 too 3" against "123" is 3 errors, not 1
+    assert rescored[0]["wer_errors"] == res[0]["wer_errors"] + 3
     # a different recording is a different key
     fake4 = FakeReplayer()
     other = explore.Recording("other", np.ones(24000 * 4, np.int16), 24000, rec.utterances)

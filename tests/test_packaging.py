@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge names that differ from the PyPI names
-CONDA_TO_PYPI = {"python-sounddevice": "sounddevice"}
+CONDA_TO_PYPI = {"python-sounddevice": "sounddevice", "python-build": "build"}
 
 
 def _name(req: str) -> str:
@@ -31,10 +31,18 @@ def _yaml_deps() -> set[str]:
     return names
 
 
+def _make_extras() -> list[str]:
+    """The extras of the Makefile's ``pip install -e '.[...]'`` line."""
+    m = re.search(r"pip install[^\n]*-e '\.\[([^\]]+)\]'", (ROOT / "Makefile").read_text())
+    assert m, "Makefile installs no extras"
+    return [e.strip() for e in m.group(1).split(",")]
+
+
 def test_environment_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = {_name(r) for r in project["dependencies"]}
-    wanted |= {_name(r) for r in project["optional-dependencies"]["test"]}
+    for extra in _make_extras():  # the extras `make` installs
+        wanted |= {_name(r) for r in project["optional-dependencies"][extra]}
     assert _yaml_deps() == wanted
 
 

@@ -219,6 +219,8 @@ def test_export_records_csv_jsonl(tmp_path):
     tr.note("g", 1001, "rtasr_queues", {"send_queue_bytes": 960, "max_send_queue_bytes": 960})
     for ev in openai_turn("i1", None, ["hi"], 0, 100):
         tr.note("g", 1001, "event", {"event": ev})
+    tr.log("g", 2, "hello")
+    tr.note("g", 1001, "vad", {"audio_start_ms": 0, "frame_ms": 32, "probabilities": [0.5]})
     recs = tr.records()
     kinds = {r["kind"] for r in recs}
     assert kinds == set(KINDS)
@@ -243,3 +245,16 @@ def test_clear_restarts():
     tr.clear()
     assert len(tr) == 0 and tr.summary()["hostcalls"] == {}
     assert "hostcalls=0" in repr(tr)
+
+
+def test_vad_records_are_per_frame_and_bounded():
+    tr = Trace(TraceCaps(vad=5))
+    tr.note("g", 1001, "vad", {"audio_start_ms": 64, "frame_ms": 32, "probabilities": [0.1, 0.9, 0.5]})
+    rows = tr.vad()
+    assert [(r["audio_ms"], r["probability"], r["frame_ms"]) for r in rows] == \
+        [(64.0, 0.1, 32.0), (96.0, 0.9, 32.0), (128.0, 0.5, 32.0)]
+    assert all(r["instance"] == "g" and r["fd"] == 1001 for r in rows)
+    tr.note("g", 1001, "vad", {"audio_start_ms": 160, "frame_ms": 32, "probabilities": [0.2] * 4})
+    assert [r["audio_ms"] for r in tr.vad()] == [128.0, 160.0, 192.0, 224.0, 256.0]
+    assert tr.evicted["vad"] == 2
+    assert tr.vad(fd=7) == [] and len(tr.records(("vad",))) == 5

@@ -111,7 +111,7 @@ static int32_t drain_events(void) {
         int32_t rc = sp_rtasr_read(asr, SP_PTR(buf), SP_PTR(&cell));
         if (rc == -SPEAR_EAGAIN) return 0;
         if (rc == -SPEAR_ENOSPC) { /* too big for us: drop it via a bigger temporary */
-            char *tmp = sp_rtasr_read_alloc(asr, NULL);
+            uint8_t *tmp = sp_rtasr_read_alloc(asr, NULL);
             free(tmp);
         } else if (rc < 0) {
             return rc;

@@ -61,9 +61,9 @@ static int ends_with(const char *s, const char *suffix) {
 
 static void print_mic_status(int32_t mic) {
     uint32_t len = 0;
-    char *status = sp_mic_get_status_alloc(mic, &len);
+    uint8_t *status = sp_mic_get_status_alloc(mic, &len);
     if (status != NULL) {
-        printf("mic status: %s\n", status);
+        printf("mic status: %s\n", (const char *)status);
         free(status);
     } else {
         printf("mic status unavailable\n");
@@ -166,16 +166,16 @@ int main(void) {
             if (!(ev & SPEAR_EPOLLIN)) continue;
             if (fd == mic) {
                 uint32_t len = 0;
-                char *frame = sp_mic_read_alloc(mic, &len);
+                uint8_t *frame = sp_mic_read_alloc(mic, &len);
                 if (frame == NULL) continue;
                 /* -EAGAIN: the send queue is full and this frame is dropped */
                 sp_rtasr_write(asr, SP_PTR(frame), (int32_t)len);
                 free(frame);
             } else if (fd == asr) {
                 uint32_t len = 0;
-                char *event = sp_rtasr_read_alloc(asr, &len);
+                uint8_t *event = sp_rtasr_read_alloc(asr, &len);
                 if (event == NULL) continue;
-                handle_rtasr_event(event, len);
+                handle_rtasr_event((const char *)event, len);
                 free(event);
             }
         }

@@ -221,7 +221,7 @@ static int configure(int argc, char **argv) {
 static void print_status(const char *what) {
     uint32_t len = 0;
     char *s = NULL;
-    if (strcmp(what, "mic") == 0) s = mic >= 0 ? sp_mic_get_status_alloc(mic, &len) : NULL;
+    if (strcmp(what, "mic") == 0) s = mic >= 0 ? (char *)sp_mic_get_status_alloc(mic, &len) : NULL;
     else s = asr >= 0 ? sp_rtasr_get_status_alloc(asr, &len) : NULL;
     printf("status %s: %s\n", what, s ? s : "null");
     free(s);
@@ -391,7 +391,7 @@ static void unwatch_mic(void) {
 /* Remember the host's dropped_frames count of the mic (it is gone once closed). */
 static void snapshot_mic_dropped(void) {
     uint32_t len = 0;
-    char *st = sp_mic_get_status_alloc(mic, &len);
+    char *st = (char *)sp_mic_get_status_alloc(mic, &len);
     if (st != NULL) {
         sp_json_get_int(st, "dropped_frames", &mic_dropped);
         free(st);

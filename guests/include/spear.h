@@ -63,6 +63,15 @@
  * `putchar` still go to WASI stdout.  Define SPEAR_DISABLE_STDIO_REDIRECT_TO_LOG before
  * including this header to keep the real stdio functions.
  *
+ * Reference SDK compatibility.  Code written for the SPEAR reference SDK compiles unchanged,
+ * in C and in C++, with -Wall -Werror: its *_alloc helpers return uint8_t * (cast to
+ * const char * for string functions), sp_log_write takes a const void * buffer,
+ * SPEAR_EP_CTL_ADD/MOD/DEL are macros, and a NULL buffer or format gives -SPEAR_EFAULT
+ * without logging.  C++ needs no C++ standard library:
+ *
+ *     clang++ --target=wasm32-wasi -O2 -nostdinc++ -nostdlib++ -fno-exceptions -fno-rtti \
+ *             -I guests/include -o g.wasm g.cc
+ *
  * Sections: 1 imports macro, 2 constants, 3 imports, 4 reference helpers, 5 spear_lab
  * extensions ([EXT]), 6 JSON reading helpers, 7 stdio redirection.
  */
@@ -179,11 +188,12 @@ typedef struct sp_user_stream_ctl_event_t {
 enum {
     SPEAR_EPOLL_CTL_ADD = 1, /* watch fd (or replace its mask; no EEXIST)             */
     SPEAR_EPOLL_CTL_MOD = 2, /* replace the mask                                       */
-    SPEAR_EPOLL_CTL_DEL = 3, /* stop watching (no ENOENT)                              */
-    SPEAR_EP_CTL_ADD = 1,
-    SPEAR_EP_CTL_MOD = 2,
-    SPEAR_EP_CTL_DEL = 3
+    SPEAR_EPOLL_CTL_DEL = 3  /* stop watching (no ENOENT)                              */
 };
+/* The reference SDK's short names are macros (usable in #if / #ifdef). */
+#define SPEAR_EP_CTL_ADD 1
+#define SPEAR_EP_CTL_MOD 2
+#define SPEAR_EP_CTL_DEL 3
 enum {
     SPEAR_EPOLLIN = 0x001,
     SPEAR_EPOLLOUT = 0x004,
@@ -303,7 +313,7 @@ static inline int32_t sp_ep_close(int32_t epfd) { return sp_epoll_close(epfd); }
 
 /* Log `len` bytes at `level`; longer messages are clipped to 16384 bytes.
  * Returns the hostcall result (0), or -SPEAR_EFAULT for NULL with a non-zero length. */
-static inline int32_t sp_log_write(int32_t level, const char *msg, size_t len) {
+static inline int32_t sp_log_write(int32_t level, const void *msg, size_t len) {
     if (msg == NULL && len != 0) return -SPEAR_EFAULT;
     if (len > SP_LOG_MAX_BYTES) len = SP_LOG_MAX_BYTES;
     return sp_log(level, SP_PTR(msg), (int32_t)len);
@@ -315,8 +325,10 @@ static inline int32_t sp_log_str(int32_t level, const char *s) {
 }
 
 /* Format and log.  Up to 1 KiB on the stack, longer text on the heap (clipped at
- * 16 KiB).  Returns the number of bytes logged, or a negative errno. */
+ * 16 KiB).  Returns the number of bytes logged, or a negative errno (-SPEAR_EFAULT for
+ * a NULL format, which logs nothing). */
 static inline int sp_vlogf(int32_t level, const char *fmt, va_list ap) {
+    if (fmt == NULL) return -SPEAR_EFAULT;
     char small[1024];
     va_list ap2;
     va_copy(ap2, ap);
@@ -354,6 +366,7 @@ static inline SP__PRINTF(2, 3) int sp_logf(int32_t level, const char *fmt, ...) 
 
 /* Level shortcuts: format into a 1 KiB buffer (longer text truncated to 1023 bytes). */
 static inline int sp__vlogf_small(int32_t level, const char *fmt, va_list ap) {
+    if (fmt == NULL) return -SPEAR_EFAULT;
     char buf[1024];
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     if (n < 0) return -SPEAR_EINVAL;
@@ -500,8 +513,8 @@ static inline int32_t sp_cchat_set_param_u32(int32_t fd, const char *key, uint32
     return sp__param_u32(sp_cchat_ctl, fd, key, value);
 }
 /* Receive one response into a malloc'd, NUL-terminated buffer; caller frees. */
-static inline char *sp_cchat_recv_alloc(int32_t resp_fd, uint32_t *out_len) {
-    return sp__read_alloc(sp_cchat_recv, resp_fd, 64 * 1024, 1, out_len);
+static inline uint8_t *sp_cchat_recv_alloc(int32_t resp_fd, uint32_t *out_len) {
+    return (uint8_t *)sp__read_alloc(sp_cchat_recv, resp_fd, 64 * 1024, 1, out_len);
 }
 
 /* --- rtasr ----------------------------------------------------------------------------- */
@@ -528,8 +541,8 @@ static inline int32_t sp_rtasr_set_autoflush_json(int32_t fd, const char *json, 
 }
 /* Read one event into a malloc'd, NUL-terminated buffer (64 KiB first, grown on
  * -ENOSPC); NULL on -EAGAIN or any error.  Caller frees. */
-static inline char *sp_rtasr_read_alloc(int32_t fd, uint32_t *out_len) {
-    return sp__read_alloc(sp_rtasr_read, fd, 64 * 1024, 1, out_len);
+static inline uint8_t *sp_rtasr_read_alloc(int32_t fd, uint32_t *out_len) {
+    return (uint8_t *)sp__read_alloc(sp_rtasr_read, fd, 64 * 1024, 1, out_len);
 }
 
 /* --- mic ------------------------------------------------------------------------------ */
@@ -538,18 +551,18 @@ static inline int32_t sp_mic_set_param_json(int32_t fd, const char *json, size_t
     return sp__ctl_in(sp_mic_ctl, fd, SPEAR_MIC_CTL_SET_PARAM, json, len);
 }
 /* Status JSON (8 KiB first, retried on -SPEAR_ENOSPC), NUL-terminated; caller frees. */
-static inline char *sp_mic_get_status_alloc(int32_t fd, uint32_t *out_len) {
-    return sp__ctl_get_alloc(sp_mic_ctl, fd, SPEAR_MIC_CTL_GET_STATUS, 8 * 1024, out_len);
+static inline uint8_t *sp_mic_get_status_alloc(int32_t fd, uint32_t *out_len) {
+    return (uint8_t *)sp__ctl_get_alloc(sp_mic_ctl, fd, SPEAR_MIC_CTL_GET_STATUS, 8 * 1024, out_len);
 }
 /* Read one PCM frame into a malloc'd buffer (64 KiB first; NOT NUL-terminated). */
-static inline char *sp_mic_read_alloc(int32_t fd, uint32_t *out_len) {
-    return sp__read_alloc(sp_mic_read, fd, 64 * 1024, 0, out_len);
+static inline uint8_t *sp_mic_read_alloc(int32_t fd, uint32_t *out_len) {
+    return (uint8_t *)sp__read_alloc(sp_mic_read, fd, 64 * 1024, 0, out_len);
 }
 
 /* --- user streams (legacy) --------------------------------------------------------------- */
 
-static inline char *sp_user_stream_read_alloc(int32_t fd, uint32_t *out_len) {
-    return sp__read_alloc(sp_user_stream_read, fd, 64 * 1024, 0, out_len);
+static inline uint8_t *sp_user_stream_read_alloc(int32_t fd, uint32_t *out_len) {
+    return (uint8_t *)sp__read_alloc(sp_user_stream_read, fd, 64 * 1024, 0, out_len);
 }
 static inline int32_t sp_user_stream_ctl_read_event(int32_t fd, sp_user_stream_ctl_event_t *evt) {
     if (evt == NULL) return -SPEAR_EFAULT;

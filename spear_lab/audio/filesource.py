@@ -10,7 +10,10 @@ channels the bytes pass through unchanged.
   cap, nothing is dropped.
 - ``loop=True``: start again at the end (seamlessly: the resampler keeps its state).
 - Otherwise the end of the file ends the source: the last partial frame is padded with
-  zeros (so no audio is lost) and the fd reports EPOLLHUP once that frame has been read.
+  zeros (so no audio is lost), then ``tail_ms`` of silence follows — paced in real time
+  in both modes, so that a server VAD sees the end of the last utterance and its
+  transcript has wall-clock time to come back — and the fd reports EPOLLHUP once the last
+  frame has been read.
 """
 
 from __future__ import annotations
@@ -113,10 +116,13 @@ class FileSource(TaskSource):
     name = "file"
 
     def __init__(self, mic: "MicFd", config: MicConfig, generation: int, io: "IoLoop",
-                 path: str | os.PathLike[str], realtime: bool = True, loop: bool = False) -> None:
+                 path: str | os.PathLike[str], realtime: bool = True, loop: bool = False,
+                 tail_ms: int = 0) -> None:
         super().__init__(io)
         self.frames = WavFrames(path, config, loop)
         self.realtime = realtime
+        #: Silent frames still to play after the file (ceil(tail_ms / frame_ms)).
+        self.tail_frames = 0 if tail_ms <= 0 else -(-int(tail_ms) // config.frame_ms)
         self._event: asyncio.Event | None = None
         self._waiting = False
         self._launch(self._run, mic, generation, config)
@@ -134,30 +140,53 @@ class FileSource(TaskSource):
         self.frames.close()
 
     async def _run(self, mic: "MicFd", generation: int, config: MicConfig) -> None:
+        period = config.frame_ms / 1000.0
         if self.realtime:
-            await self._run_realtime(mic, generation, config.frame_ms / 1000.0)
+            done = await self._run_realtime(mic, generation, period)
         else:
-            await self._run_reader_paced(mic, generation, config.frame_bytes)
+            done = await self._run_reader_paced(mic, generation, config.frame_bytes)
+        if done and await self._play_tail(mic, generation, period, config.frame_bytes):
+            mic.source_ended(generation)
 
-    async def _run_realtime(self, mic: "MicFd", generation: int, period: float) -> None:
+    async def _run_realtime(self, mic: "MicFd", generation: int, period: float) -> bool:
+        """Play the file in real time; True when it ended (False: stopped or stale)."""
         pacer = Pacer(period)
         while not self.stopped:
             await pacer.wait()
             frame = self.frames.next_frame()
             if frame is None:
-                mic.source_ended(generation)
-                return
+                return True
             if not mic.push_frame(generation, frame):
-                return
+                return False
+        return False
 
-    async def _run_reader_paced(self, mic: "MicFd", generation: int, frame_bytes: int) -> None:
+    async def _play_tail(self, mic: "MicFd", generation: int, period: float,
+                         frame_bytes: int) -> bool:
+        """The trailing silence, one frame per ``period``; True when it all went out."""
+        pacer = Pacer(period)
+        silence = bytes(frame_bytes)
+        for _ in range(self.tail_frames):
+            await pacer.wait()
+            while not self.stopped:  # never push out unread file audio (a full queue)
+                free = mic.free_frames(generation, frame_bytes)
+                if free is None:
+                    return False
+                if free:
+                    break
+                await asyncio.sleep(period)
+            if self.stopped or not mic.push_frame(generation, silence):
+                return False
+        return not self.stopped
+
+    async def _run_reader_paced(self, mic: "MicFd", generation: int, frame_bytes: int) -> bool:
+        """Keep the queue topped up; True when the file ended (False: stopped or stale)."""
         self._event = asyncio.Event()
         while not self.stopped:
             self._event.clear()
             self._waiting = True
             free = mic.free_frames(generation, frame_bytes)
             if free is None:
-                return
+                return False
             if free == 0:
                 await self._event.wait()
                 continue
@@ -169,8 +198,8 @@ class FileSource(TaskSource):
                     break
                 batch.append(frame)
             if batch and not mic.push_frames(generation, batch):
-                return
+                return False
             if len(batch) < min(free, _BATCH):
-                mic.source_ended(generation)
-                return
+                return True
             await asyncio.sleep(0)
+        return False

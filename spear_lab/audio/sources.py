@@ -10,7 +10,8 @@ A guest's ``source`` is mapped as follows (the guest never chooses a path):
 anything else  the stub (reference behaviour; logged)
 =============  =========================================================================
 
-File sources follow ``HostConfig.mic_file_realtime`` and ``mic_file_loop``; the device
+File sources follow ``HostConfig.mic_file_realtime``, ``mic_file_loop`` and
+``mic_file_tail_ms``; the device
 source opens at ``HostConfig.mic_device_rate`` when set, else at the device's default
 rate.  A source that cannot start raises SourceError; the mic fd then falls back to the
 stub or fails with -EIO, as the guest's ``fallback.to_stub`` says.
@@ -97,7 +98,8 @@ class SourceFactory:
         elif kind == "file":
             assert path is not None
             handle = FileSource(mic, config, generation, self.context.io, path,
-                                realtime=cfg.mic_file_realtime, loop=cfg.mic_file_loop)
+                                realtime=cfg.mic_file_realtime, loop=cfg.mic_file_loop,
+                                tail_ms=getattr(cfg, "mic_file_tail_ms", 0))
         else:
             handle = StubSource(mic, config, generation, self.context.io)
         return handle

@@ -7,9 +7,11 @@ and a WAV file on disk that a file microphone can replay.
 :func:`generate` speaks sentences with :mod:`spear_lab.testaudio` (espeak-ng, ``sox -D``,
 so runs are bit-identical), trims each sentence clip to its audible part (first to last
 sample louder than :data:`TRIM_REL` of the clip's peak), joins the clips with silences of
-exactly the requested lengths, and optionally mixes white or pink noise at a given SNR
-(dB, speech power measured over the speech regions of the clean signal) from a seeded
-generator.  The speech regions are therefore known to the sample.
+exactly the requested lengths, and optionally mixes white, pink or babble noise at a given
+SNR (dB, speech power measured over the speech regions of the clean signal) from a seeded
+generator.  The speech regions are therefore known to the sample.  :func:`join_recordings`
+does the same with recorded utterances (e.g. :func:`~.realspeech.real_speech`): each
+utterance's region is cut out and placed, so it is again the exact extent of its audio.
 
 :func:`load_recording` takes a WAV (any rate, mono or stereo pcm16), the reference text
 (a string or a text file; one line per utterance when it is paired with regions) and an
@@ -39,7 +41,7 @@ from ..testaudio import (RATE, SENTENCES, SPEED, VOICE, espeak_version, join_spe
 
 __all__ = [
     "RATE", "SENTENCES", "TRIM_REL", "GENERATOR_VERSION", "Utterance", "Recording",
-    "cache_dir", "generate", "noise_levels", "load_recording",
+    "cache_dir", "generate", "join_recordings", "noise_levels", "load_recording",
 ]
 
 log = logging.getLogger(__name__)
@@ -156,8 +158,8 @@ def generate(sentences: Sequence[str] | None = None, *, pauses_ms: float | Seque
     - ``pauses_ms``: silence between consecutive sentences' audible parts (one value or
       one per gap);
     - ``lead_ms`` / ``tail_ms``: silence before the first and after the last sentence;
-    - ``snr_db``: None for clean audio, else ``noise`` (``white``, ``pink``
-      or ``pulsing``: :func:`spear_lab.testaudio.mix_noise`) at that SNR, seeded.
+    - ``snr_db``: None for clean audio, else ``noise`` (``white``, ``pink``, ``pulsing``
+      or ``babble``: :func:`spear_lab.testaudio.mix_noise`) at that SNR, seeded.
 
     Each utterance's ``start``/``end`` are the exact sample range of its trimmed clip.
     The result (audio WAV + ground truth JSON) is cached under ``cache_dir()/corpus``.
@@ -170,15 +172,10 @@ def generate(sentences: Sequence[str] | None = None, *, pauses_ms: float | Seque
               "pauses_ms": pauses, "snr_db": snr_db, "noise": noise if snr_db is not None else None,
               "seed": seed if snr_db is not None else None, "lead_ms": lead_ms, "tail_ms": tail_ms,
               "voice": voice, "speed": speed, "rate": RATE}
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:24]
-    label = name or ("clean" if snr_db is None else f"{noise}{snr_db:g}dB")
-    directory = cache_dir() / "corpus"
-    wav_path, truth_path = directory / f"{key}.wav", directory / f"{key}.json"
-    if cache and wav_path.is_file() and truth_path.is_file():
-        pcm, rate = read_wav(wav_path)
-        truth = json.loads(truth_path.read_text())
-        utts = [Utterance(t, a, b) for t, a, b in truth["utterances"]]
-        return Recording(label, pcm, rate, utts, wav_path, truth["meta"])
+    key = _key(params)
+    label = name or _label(snr_db, noise)
+    if cache and (hit := _cached(key, label)) is not None:
+        return hit
 
     def samples(ms: float) -> int:
         return round(ms * RATE / 1000)
@@ -188,17 +185,105 @@ def generate(sentences: Sequence[str] | None = None, *, pauses_ms: float | Seque
                              trim_rel=TRIM_REL, cache=cache_dir() / "clips" if cache else None)
     utts = [Utterance(text, a, b) for text, (a, b) in zip(sentences, spans)]
     if snr_db is not None:
-        pcm = mix_noise(pcm, spans, snr_db, noise, seed, rate=RATE)
-    meta = {"generator": params, "key": key}
-    rec = Recording(label, pcm, RATE, utts, None, meta)
+        pcm = mix_noise(pcm, spans, snr_db, noise, seed, rate=RATE,
+                        cache=cache_dir() / "clips" if cache else None)
+    rec = Recording(label, pcm, RATE, utts, None, {"generator": params, "key": key})
     if cache:
-        directory.mkdir(parents=True, exist_ok=True)
-        rec.path = write_wav(wav_path, pcm, RATE)
-        tmp = truth_path.with_name(truth_path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"utterances": [[u.text, u.start, u.end] for u in utts], "meta": meta}))
-        os.replace(tmp, truth_path)
+        _store(rec, key)
     log.debug("generated %r: %.1f s, %d utterances", label, rec.duration_ms / 1000, len(utts))
     return rec
+
+
+def join_recordings(recordings: Sequence[Recording], *, pauses_ms: float | Sequence[float] = 800,
+                    snr_db: float | None = None, noise: str = "pink", seed: int = 0,
+                    lead_ms: float = 500, tail_ms: float = 1500, name: str | None = None,
+                    cache: bool = True) -> Recording:
+    """Join recorded utterances with known pauses; optional noise (as :func:`generate`).
+
+    Every utterance of every recording, in order, contributes exactly the samples of its
+    region (:func:`~.realspeech.real_speech` regions are each clip's audible part), with
+    ``pauses_ms`` of digital silence between consecutive ones (one value or one per gap),
+    ``lead_ms`` before the first and ``tail_ms`` after the last.  ``snr_db`` / ``noise``
+    / ``seed`` as in :func:`generate` (speech power over the placed regions).  Each
+    output utterance's ``start``/``end`` is where its samples were placed.  Cached under
+    ``cache_dir()/corpus``, keyed by the recordings' digests and the parameters.
+
+    Raises ValueError for no recordings, a recording without regions or at another rate
+    than :data:`RATE`, or a wrong number of pauses.
+    """
+    recordings = list(recordings)
+    if not recordings:
+        raise ValueError("join_recordings needs at least one recording")
+    for rec in recordings:
+        if not rec.has_regions:
+            raise ValueError(f"recording {rec.name!r} has no speech regions to join "
+                             "(load it with regions, or use real_speech())")
+        if rec.rate != RATE:
+            raise ValueError(f"recording {rec.name!r} is at {rec.rate} Hz, not {RATE} Hz")
+    pieces = [(rec, u) for rec in recordings for u in rec.utterances]
+    pauses = per_gap(pauses_ms, len(pieces))
+    params = {"v": GENERATOR_VERSION, "join": [r.digest for r in recordings], "pauses_ms": pauses,
+              "snr_db": snr_db, "noise": noise if snr_db is not None else None,
+              "seed": seed if snr_db is not None else None, "lead_ms": lead_ms,
+              "tail_ms": tail_ms, "rate": RATE}
+    key = _key(params)
+    sets = {str(r.meta.get("set", "")) for r in recordings}
+    label = name or f"{sets.pop() if len(sets) == 1 and '' not in sets else 'joined'}-" \
+                    f"{_label(snr_db, noise)}"
+    if cache and (hit := _cached(key, label)) is not None:
+        return hit
+    gaps = [round(p * RATE / 1000) for p in pauses] + [round(tail_ms * RATE / 1000)]
+    parts = [np.zeros(round(lead_ms * RATE / 1000), np.int16)]
+    pos = len(parts[0])
+    utts = []
+    for (rec, u), gap in zip(pieces, gaps):
+        clip = rec.pcm[u.start:u.end]
+        utts.append(Utterance(u.text, pos, pos + len(clip)))
+        parts += [clip.astype(np.int16), np.zeros(gap, np.int16)]
+        pos += len(clip) + gap
+    pcm = np.concatenate(parts)
+    if snr_db is not None:
+        pcm = mix_noise(pcm, [(u.start, u.end) for u in utts], snr_db, noise, seed, rate=RATE,
+                        cache=cache_dir() / "clips" if cache else None)
+    sources = [{"name": r.name, "digest": r.digest, "source": r.meta.get("source")}
+               for r in recordings]
+    rec = Recording(label, pcm, RATE, utts, None, {"joined": sources, "params": params, "key": key})
+    if cache:
+        _store(rec, key)
+    log.debug("joined %r: %.1f s, %d utterances", label, rec.duration_ms / 1000, len(utts))
+    return rec
+
+
+def _key(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _label(snr_db: float | None, noise: str) -> str:
+    return "clean" if snr_db is None else f"{noise}{snr_db:g}dB"
+
+
+def _cached(key: str, label: str) -> Recording | None:
+    """The corpus recording stored under ``key``, or None."""
+    directory = cache_dir() / "corpus"
+    wav_path, truth_path = directory / f"{key}.wav", directory / f"{key}.json"
+    if not (wav_path.is_file() and truth_path.is_file()):
+        return None
+    pcm, rate = read_wav(wav_path)
+    truth = json.loads(truth_path.read_text())
+    utts = [Utterance(t, a, b) for t, a, b in truth["utterances"]]
+    return Recording(label, pcm, rate, utts, wav_path, truth["meta"])
+
+
+def _store(rec: Recording, key: str) -> None:
+    """Write ``rec``'s audio and ground truth under ``key`` (atomically); sets its path."""
+    directory = cache_dir() / "corpus"
+    directory.mkdir(parents=True, exist_ok=True)
+    rec.path = write_wav(directory / f"{key}.wav", rec.pcm, rec.rate)
+    truth_path = directory / f"{key}.json"
+    tmp = truth_path.with_name(truth_path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({"utterances": [[u.text, u.start, u.end] for u in rec.utterances],
+                               "meta": rec.meta}))
+    os.replace(tmp, truth_path)
 
 
 def noise_levels(snr_db: Sequence[float | None], sentences: Sequence[str] | None = None,

@@ -3,8 +3,14 @@
 Definitions (all per recording and configuration):
 
 - **WER**: word error rate (jiwer) of the completed transcripts, joined in audio order,
-  against the reference utterances joined — both lower-cased, punctuation other than
-  apostrophes removed, whitespace collapsed (:func:`normalise`).
+  against the reference utterances joined, both passed through Whisper's English text
+  normaliser (``whisper-normalizer``'s ``EnglishTextNormalizer``, as ASR leaderboards do:
+  "Mr." → "mister", "two" → "2", "colour" → "color", fillers dropped;
+  :func:`normalise_english`).  ``wer_raw`` beside it compares the texts only lower-cased,
+  punctuation other than apostrophes removed and whitespace collapsed
+  (:func:`normalise`), so the gap between the two is what spelling and number
+  conventions cost.  The normaliser has quirks of its own (``"five five"`` → ``"55"``,
+  ``"smith's"`` → ``"smith is"``), the same for everyone who uses it.
 - **segments**: committed items; compared with the number of reference utterances
   (``segment_error = segments - ref_segments``); an utterance overlapped by two or more
   segments is *split*, a segment overlapping two or more utterances is *merged*.
@@ -48,15 +54,17 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from functools import lru_cache
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .events import Segment
 
 __all__ = [
-    "normalise", "wer_counts", "WordSpan", "word_spans", "match_boundaries", "boundary_scores",
-    "word_coverage", "utterance_timing", "utterance_latencies", "percentile", "overlap_counts", "score",
+    "normalise", "normalise_english", "wer_counts", "corpus_wer", "WordSpan", "word_spans",
+    "match_boundaries", "boundary_scores", "word_coverage", "utterance_timing",
+    "utterance_latencies", "percentile", "overlap_counts", "score",
 ]
 
 _PUNCT = re.compile(r"[^\w\s']+")
@@ -67,11 +75,19 @@ def normalise(text: str) -> str:
     return " ".join(_PUNCT.sub(" ", text.lower()).split())
 
 
-def wer_counts(reference: str, hypothesis: str) -> dict[str, Any]:
-    """``wer``, ``errors`` (S + D + I), ``ref_words``, ``hyp_words``, ``substitutions``,
-    ``deletions``, ``insertions`` of normalised texts.  An empty reference gives
-    ``wer`` NaN (or 0 with an empty hypothesis)."""
-    ref, hyp = normalise(reference), normalise(hypothesis)
+@lru_cache(maxsize=1)
+def _english() -> Callable[[str], str]:
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def normalise_english(text: str) -> str:
+    """Whisper's English normaliser (``whisper-normalizer``'s ``EnglishTextNormalizer``)."""
+    return _english()(text)
+
+
+def _counts(ref: str, hyp: str) -> dict[str, Any]:
     n_ref, n_hyp = len(ref.split()), len(hyp.split())
     if n_ref == 0:
         return {"wer": 0.0 if n_hyp == 0 else math.nan, "errors": n_hyp, "ref_words": 0,
@@ -83,6 +99,31 @@ def wer_counts(reference: str, hypothesis: str) -> dict[str, Any]:
     return {"wer": errors / n_ref, "errors": errors, "ref_words": n_ref, "hyp_words": n_hyp,
             "substitutions": out.substitutions, "deletions": out.deletions,
             "insertions": out.insertions}
+
+
+def wer_counts(reference: str, hypothesis: str) -> dict[str, Any]:
+    """``wer``, ``errors`` (S + D + I), ``ref_words``, ``hyp_words``, ``substitutions``,
+    ``deletions``, ``insertions`` of the texts after :func:`normalise_english`, and
+    ``wer_raw``, ``errors_raw``, ``ref_words_raw`` after :func:`normalise` only.  An
+    empty (normalised) reference gives a WER of NaN, or 0 with an empty hypothesis."""
+    out = _counts(normalise_english(reference), normalise_english(hypothesis))
+    raw = _counts(normalise(reference), normalise(hypothesis))
+    out.update(wer_raw=raw["wer"], errors_raw=raw["errors"], ref_words_raw=raw["ref_words"])
+    return out
+
+
+def corpus_wer(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, Any]:
+    """:func:`wer_counts` pooled over pairs of texts (counts summed, WERs recomputed from
+    the sums): one figure for a set of utterances.  ValueError when the lengths differ."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    parts = [wer_counts(r, h) for r, h in zip(references, hypotheses)]
+    keys = ("errors", "ref_words", "hyp_words", "substitutions", "deletions", "insertions",
+            "errors_raw", "ref_words_raw")
+    out: dict[str, Any] = {k: sum(p[k] for p in parts) for k in keys}
+    out["wer"] = out["errors"] / out["ref_words"] if out["ref_words"] else math.nan
+    out["wer_raw"] = out["errors_raw"] / out["ref_words_raw"] if out["ref_words_raw"] else math.nan
+    return out
 
 
 @dataclass(frozen=True)
@@ -229,7 +270,8 @@ def score(reference: Sequence[tuple[float, float, str]] | None, ref_text: str,
     w = wer_counts(ref_text, hyp)
     out.update(wer=w["wer"], wer_errors=w["errors"], ref_words=w["ref_words"],
                hyp_words=w["hyp_words"], substitutions=w["substitutions"],
-               deletions=w["deletions"], insertions=w["insertions"])
+               deletions=w["deletions"], insertions=w["insertions"], wer_raw=w["wer_raw"],
+               wer_raw_errors=w["errors_raw"], ref_words_raw=w["ref_words_raw"])
     out["segments"] = len(segments)
     out["empty_segments"] = sum(1 for s in segments if s.completed and not normalise(s.transcript or ""))
     out["incomplete_segments"] = sum(1 for s in segments if not s.completed)

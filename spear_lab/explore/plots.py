@@ -8,7 +8,9 @@
 - :func:`plot_tradeoff` — every configuration as a point (e.g. p95 latency vs clipped
   words), the bound drawn, the configurations breaking it greyed, the best one ringed.
 
-Every function returns the matplotlib Figure.
+Every function returns the matplotlib Figure.  Points of metrics with utterance-level
+values (:data:`~.intervals.STATISTICS`) carry 95% bootstrap error bars
+(:mod:`.intervals`; ``errorbars=False`` leaves them out).
 """
 
 from __future__ import annotations
@@ -33,9 +35,19 @@ def _finite(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
+def _interval(row: Mapping[str, Any], metric: str) -> tuple[float, float] | None:
+    """The 95% bootstrap interval of ``metric`` for one (possibly pooled) row, or None."""
+    from .intervals import STATISTICS, _arrays, bootstrap_ci
+
+    if metric not in STATISTICS or not row.get("per_utterance"):
+        return None
+    ci = bootstrap_ci(_arrays([row]), metric)
+    return (ci["low"], ci["high"]) if _finite(ci["low"]) and _finite(ci["high"]) else None
+
+
 def plot_metric(results: Results, metric: str, x: str = "silence_ms", hue: str | None = "threshold",
                 *, recordings: Sequence[str] | None = None, pooled: bool = False,
-                figsize: tuple[float, float] | None = None):
+                figsize: tuple[float, float] | None = None, errorbars: bool = True):
     """``metric`` against parameter ``x``, one line per value of ``hue``, one panel per
     recording (or one pooled panel with ``pooled=True``)."""
     plt = _plt()
@@ -47,14 +59,19 @@ def plot_metric(results: Results, metric: str, x: str = "silence_ms", hue: str |
     fig, axes = plt.subplots(1, len(panels), figsize=figsize or (4.2 * len(panels), 3.2),
                              sharey=True, squeeze=False)
     for ax, (title, rows) in zip(axes[0], panels):
-        groups: dict[Any, list[tuple[float, float]]] = {}
+        groups: dict[Any, list[tuple[float, float, Any]]] = {}
         for r in rows:
             if _finite(r.get(x)) and _finite(r.get(metric)):
-                groups.setdefault(r.get(hue) if hue else None, []).append((r[x], r[metric]))
+                iv = _interval(r, metric) if errorbars else None
+                groups.setdefault(r.get(hue) if hue else None, []).append((r[x], r[metric], iv))
         for key in sorted(groups, key=lambda k: (k is None, k)):
-            pts = sorted(groups[key])
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
-                    label=f"{hue}={key}" if hue else None)
+            pts = sorted(groups[key], key=lambda p: (p[0], p[1]))
+            (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                              label=f"{hue}={key}" if hue else None)
+            bars = [(p[0], *p[2]) for p in pts if p[2] is not None]
+            if bars:
+                ax.vlines([b[0] for b in bars], [b[1] for b in bars], [b[2] for b in bars],
+                          color=line.get_color(), alpha=0.6, lw=1.5)
         ax.set_title(title)
         ax.set_xlabel(x)
         ax.grid(alpha=0.3)
@@ -110,7 +127,8 @@ def plot_lanes(results: Results, recording: str | None = None, configs: Sequence
 def plot_tradeoff(results: Results, x: str = "latency_p95_ms", y: str = "clipped_words", *,
                   bound: float | None = None, constraint: Mapping[str, Any] | None = None,
                   minimise: str | None = None, colour: str = "threshold", size: str = "silence_ms",
-                  pooled: bool | None = None, figsize: tuple[float, float] = (6.5, 4.2)):
+                  pooled: bool | None = None, figsize: tuple[float, float] = (6.5, 4.2),
+                  errorbars: bool = True):
     """Every configuration as a point of (``x``, ``y``); ``bound`` is an upper bound on
     ``x`` (drawn, and added to ``constraint``); points breaking the constraint are grey;
     the :func:`best` configuration (minimising ``minimise``, default ``y``) is ringed and
@@ -137,6 +155,11 @@ def plot_tradeoff(results: Results, x: str = "latency_p95_ms", y: str = "clipped
         col = cmap((float(c) - lo) / (hi - lo) if _finite(c) and hi > lo else 0.5) if good else "0.75"
         s = 30 + 170 * (float(r[size]) / smax if _finite(r.get(size)) and smax else 0.5)
         ax.scatter(r[x], r[y], s=s, color=col, edgecolor="k" if good else "0.6", lw=0.5, zorder=3)
+        if errorbars:
+            for iv, draw in ((_interval(r, x), ax.hlines), (_interval(r, y), ax.vlines)):
+                if iv is not None:
+                    draw(r[y] if draw is ax.hlines else r[x], iv[0], iv[1],
+                         color=col if good else "0.75", alpha=0.7, lw=1, zorder=2)
         ax.annotate(r["config"].replace("vad ", ""), (r[x], r[y]), fontsize=6, xytext=(4, 3),
                     textcoords="offset points", color="k" if good else "0.55")
     if bound is not None:

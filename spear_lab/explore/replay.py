@@ -52,7 +52,7 @@ GUEST = "realtime_asr"
 """The built-in guest every run uses."""
 BYTES_PER_MS = RATE * 2 / 1000
 """pcm16 bytes per millisecond of audio at the ABI's 24 kHz."""
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 """Bumped when :class:`RunRecord`'s meaning changes (part of the cache key)."""
 _STDOUT_KEEP = 60  # last guest stdout lines kept in a record
 _SUMMARY = re.compile(r"(\w+)=(-?\d+)")
@@ -86,7 +86,9 @@ class EventTap:
     ``events``: ``(t, raw event bytes)``; ``commits``: ``(t, audio_ms)`` — the audio
     written when the host queued each commit (FLUSH or autoflush), observed at the next
     queue note of the fd (exact for commits queued by a write, within one frame for
-    timer commits); ``problems``: transport errors and hang-ups.  ``t`` is seconds since
+    timer commits); ``problems``: transport errors and hang-ups; ``vad``: the server's
+    per-frame speech probability ``(audio_ms, probability)`` (embedded server only,
+    from the transport's ``"vad"`` notes).  ``t`` is seconds since
     the tap was made (``time.perf_counter``).  Called with the table lock held: it only
     appends.
     """
@@ -98,6 +100,8 @@ class EventTap:
         self.events: list[tuple[float, bytes]] = []
         self.commits: list[tuple[float, float]] = []
         self.problems: list[str] = []
+        self.vad: list[tuple[float, float]] = []
+        self.vad_frame_ms = 0.0
         self._seen: dict[int, int] = {}
 
     def __call__(self, fd: int, what: str, data: dict) -> None:
@@ -106,6 +110,10 @@ class EventTap:
             self.events.append((t, bytes(data.get("event", b""))))
         elif what in ("error", "hangup"):
             self.problems.append(f"{what}: {data.get('message', '')}")
+        elif what == "vad":
+            start, step = float(data["audio_start_ms"]), float(data["frame_ms"])
+            self.vad_frame_ms = step
+            self.vad.extend((start + i * step, float(p)) for i, p in enumerate(data["probabilities"]))
         if what in ("event", "rtasr_queues"):
             entry = self.table.get(fd)
             n = getattr(entry, "commits", None)
@@ -135,6 +143,11 @@ class RunRecord:
     concurrency: int = 1
     code_version: str = ""
     started_at: float = 0.0
+    vad: list[tuple[float, float]] = field(default_factory=list)
+    """Server VAD speech probability per frame: ``(audio_ms, probability)``, the frame
+    starting at ``audio_ms`` of the replayed audio (16 kHz server positions, in ms)."""
+    vad_frame_ms: float = 0.0
+    worker: str = ""
     cached: bool = False
 
     @property
@@ -179,6 +192,7 @@ class RunRecord:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["events"] = [[t, ev] for t, ev in self.events]
+        d["vad"] = [[ms, p] for ms, p in self.vad]
         d.pop("cached")
         return d
 
@@ -186,6 +200,7 @@ class RunRecord:
     def from_json(cls, obj: dict[str, Any]) -> "RunRecord":
         obj = dict(obj)
         obj["events"] = [(float(t), ev) for t, ev in obj.get("events", [])]
+        obj["vad"] = [(float(ms), float(p)) for ms, p in obj.get("vad", [])]
         obj.pop("cached", None)
         return cls(**obj)
 
@@ -198,6 +213,22 @@ class Job:
     config: SegConfig
     realtime: bool = False
     tag: Any = None
+
+
+def _worker_name() -> str:
+    from .distributed import worker_name
+
+    return worker_name()
+
+
+def _unplayable(job: Job, exc: BaseException, concurrency: int) -> RunRecord:
+    """The record of a job whose recording could not even be written for replay."""
+    rec = job.recording
+    audio_ms = len(rec.pcm) * 1000.0 / rec.rate if rec.rate > 0 else 0.0
+    return RunRecord(recording=rec.name, digest=rec.digest, config=job.config.to_dict(),
+                     pace="realtime" if job.realtime else "fast", audio_ms=audio_ms,
+                     problems=[f"recording cannot be replayed: {type(exc).__name__}: {exc}"],
+                     concurrency=concurrency, code_version=code_version(), worker=_worker_name())
 
 
 def _mic_json(frame_ms: int) -> str:
@@ -300,7 +331,8 @@ class Replayer:
             wall_s=wall, exit_code=res.exit_code if res else None, trap=res.trap if res else "lost",
             problems=problems, summary=_parse_summary(stdout),
             stdout_tail=stdout.splitlines()[-_STDOUT_KEEP:], concurrency=self.concurrency,
-            code_version=code_version(), started_at=started)
+            code_version=code_version(), started_at=started, worker=_worker_name(),
+            vad=list(tap.vad), vad_frame_ms=tap.vad_frame_ms)
 
     # -- many runs ------------------------------------------------------------------------
 
@@ -320,7 +352,14 @@ class Replayer:
             while pending or active:
                 while pending and len(active) < self.concurrency:
                     job = jobs[pending[0]]
-                    want = (str(job.recording.wav().resolve()), job.realtime)
+                    try:
+                        want = (str(job.recording.wav().resolve()), job.realtime)
+                    except Exception as exc:  # noqa: BLE001 - this recording fails, not the batch
+                        i = pending.pop(0)
+                        records[i] = _unplayable(job, exc, self.concurrency)
+                        if on_done is not None:
+                            on_done(job, records[i])
+                        continue
                     if active and self._policy != want:
                         break  # switch recordings only when idle
                     self._set_policy(job.recording, job.realtime)

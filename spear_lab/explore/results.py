@@ -22,11 +22,15 @@ import numpy as np
 
 from .metrics import percentile
 
-__all__ = ["Results", "best", "aggregate", "satisfies", "COLUMNS"]
+__all__ = ["Results", "best", "aggregate", "satisfies", "COLUMNS", "RUN_COLUMNS"]
+
+RUN_COLUMNS = ("wall_s", "speed", "cached", "worker", "processing_p50_ms", "processing_p95_ms")
+"""Columns that describe how a run went (wall times, where, cache) rather than what it
+found: :meth:`Results.comparable` leaves them out."""
 
 COLUMNS = (
     "config", "recording", "strategy", "silence_ms", "threshold", "prefix_padding_ms",
-    "wer", "segments", "ref_segments", "boundary_precision", "boundary_recall",
+    "wer", "wer_raw", "segments", "ref_segments", "boundary_precision", "boundary_recall",
     "clipped_words", "missed_words", "latency_p50_ms", "latency_p95_ms", "commits", "ok",
 )
 """Columns shown by default (tables, HTML)."""
@@ -39,7 +43,7 @@ _SUMMED = ("wer_errors", "ref_words", "hyp_words", "substitutions", "deletions",
            "segments", "empty_segments", "incomplete_segments", "ref_segments", "segment_error",
            "boundary_hits", "clipped_words", "missed_words", "split_utterances", "merged_segments",
            "unsegmented_utterances", "missed_utterances", "commits", "open_speech", "wall_s",
-           "audio_s")
+           "audio_s", "wer_raw_errors", "ref_words_raw")
 _PARAMS = ("config", "strategy", "silence_ms", "threshold", "prefix_padding_ms", "flush_interval_ms",
            "max_buffer_bytes", "commit_silence_ms", "min_flush_gap_ms")
 
@@ -76,6 +80,8 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         vals = [r.get(k) for r in records if r.get(k) is not None and not _isnan(r.get(k))]
         out[k] = sum(vals) if vals else math.nan
     out["wer"] = out["wer_errors"] / out["ref_words"] if out.get("ref_words") else math.nan
+    out["wer_raw"] = (out["wer_raw_errors"] / out["ref_words_raw"] if out.get("ref_words_raw")
+                      else math.nan)
     regional = [r for r in records if not _isnan(r.get("ref_segments", math.nan))]
     hits = sum(r.get("boundary_hits", 0) for r in regional)
     det = sum(r.get("segments", 0) for r in regional)
@@ -97,6 +103,9 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["ok"] = all(bool(r.get("ok")) for r in records)
     out["cached"] = all(bool(r.get("cached")) for r in records)
     out["speed"] = out["audio_s"] / out["wall_s"] if out.get("wall_s") else math.nan
+    if all(r.get("per_utterance") for r in records):  # pooled utterances (confidence intervals)
+        out["per_utterance"] = {k: [v for r in records for v in r["per_utterance"].get(k, [])]
+                                for k in records[0]["per_utterance"]}
     return out
 
 
@@ -173,6 +182,30 @@ class Results:
             raise ImportError("to_frame needs pandas: pip install 'spear_lab[pandas]'") from None
         return pd.DataFrame(self.table(columns, pooled))
 
+    def ci(self, metric: str, *, pooled: bool | None = None, level: float = 0.95,
+           n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+        """Bootstrap confidence interval of ``metric`` over utterances, one per
+        configuration (``pooled``, default when there are several recordings) or per
+        (configuration, recording): ``config``, [``recording``], ``value``, ``low``,
+        ``high``, ``n``, ``level``.  Seeded: the same call gives the same interval.
+        See :mod:`.intervals` (ValueError for metrics without utterance-level values)."""
+        from .intervals import ci_table
+
+        if pooled is None:
+            pooled = len(self.recording_names) > 1
+        return ci_table(self.records, metric, pooled=pooled, level=level, n_boot=n_boot, seed=seed)
+
+    def compare(self, a: str, b: str, metric: str, **kwargs: Any) -> dict[str, Any]:
+        """Paired comparison of configurations ``a`` and ``b``: see :func:`.intervals.compare`."""
+        from .intervals import compare
+
+        return compare(self.records, a, b, metric, **kwargs)
+
+    def comparable(self) -> list[dict[str, Any]]:
+        """The records without :data:`RUN_COLUMNS`: what must be equal wherever a
+        deterministic sweep ran."""
+        return [{k: v for k, v in r.items() if k not in RUN_COLUMNS} for r in self.records]
+
     def best(self, minimise: str | None = None, *, maximise: str | None = None,
              constraint: Mapping[str, Any] | None = None, pooled: bool | None = None,
              then: Sequence[str] = ("wer", "latency_p95_ms")) -> dict[str, Any] | None:
@@ -206,6 +239,12 @@ def best(results: "Results | Sequence[Mapping[str, Any]]", minimise: str | None 
     metrics (minimised).  With several recordings the records are pooled per configuration
     first (``pooled=None`` means "when there is more than one recording").  Records whose
     objective is NaN never win.  Returns None when no record qualifies.
+
+    The returned record also says whether the win is beyond noise: ``runner_up`` (the next
+    qualifying configuration), and, when the objective has utterance-level values (see
+    :mod:`.intervals`), ``beats_runner_up`` (the paired 95% bootstrap interval of the
+    difference excludes 0) with ``difference`` and ``difference_ci``; otherwise
+    ``beats_runner_up`` is None.
     """
     if (minimise is None) == (maximise is None):
         raise ValueError("give exactly one of minimise= and maximise=")
@@ -228,4 +267,19 @@ def best(results: "Results | Sequence[Mapping[str, Any]]", minimise: str | None 
             extra.append(math.inf if v is None or _isnan(v) else v)
         return (sign * r[key], *extra)
 
-    return dict(min(ok, key=sort_key))
+    ranked = sorted(ok, key=sort_key)
+    win = dict(ranked[0])
+    win["runner_up"] = ranked[1].get("config") if len(ranked) > 1 else None
+    win["beats_runner_up"] = None
+    first, second = ranked[0], ranked[1] if len(ranked) > 1 else None
+    if (second is not None and first.get("per_utterance") and second.get("per_utterance")
+            and first.get("recording") == second.get("recording")   # the same utterances
+            and first.get("config") != second.get("config")):
+        from .intervals import STATISTICS, compare
+
+        if key in STATISTICS:
+            cmp = compare([first, second], first["config"], second["config"], key)
+            win["beats_runner_up"] = cmp["significant"] and (cmp["diff"] < 0 if minimise else cmp["diff"] > 0)
+            win["difference"] = cmp["diff"]
+            win["difference_ci"] = (cmp["low"], cmp["high"])
+    return win

@@ -16,14 +16,17 @@ replay (:func:`calibrate_processing`, cached like any run), because a fast repla
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from .cache import RunCache, run_key
 from .configs import SegConfig, as_configs, server_vad
-from .corpus import SENTENCES, Recording, generate
+from .corpus import SENTENCES, Recording, cache_dir, generate
 from .events import COMMITTED, count_type
+from .intervals import utterance_values
 from .metrics import percentile, score
 from .progress import progress as make_progress
 from .replay import Job, Replayer, RunRecord, code_version
@@ -41,7 +44,8 @@ def evaluate(recording: Recording, run: RunRecord, *, tol_ms: float = 250.0,
              clip_tol_ms: float = 0.0, processing_ms: float | None = None) -> dict[str, Any]:
     """The metric record of one run (columns: the configuration's parameters, the metrics
     of :func:`~.metrics.score`, and ``commits``, ``host_commits``, ``open_speech``,
-    ``wall_s``, ``audio_s``, ``speed``, ``pace``, ``ok``, ``error``, ``cached``).
+    ``wall_s``, ``audio_s``, ``speed``, ``pace``, ``ok``, ``error``, ``cached``, ``worker``,
+    and ``per_utterance``: the values behind the confidence intervals, see :mod:`.intervals`).
     ``processing_ms`` replaces the measured processing part of the latencies (used for
     fast replays)."""
     cfg = run.seg_config
@@ -52,12 +56,14 @@ def evaluate(recording: Recording, run: RunRecord, *, tol_ms: float = 250.0,
     out: dict[str, Any] = {**cfg.params(), "recording": recording.name}
     out.update(score(ref, recording.text, segs, tol_ms=tol_ms, clip_tol_ms=clip_tol_ms,
                      processing_ms=processing_ms))
+    out["per_utterance"] = utterance_values(ref, recording.text, segs, tol_ms=tol_ms,
+                                            clip_tol_ms=clip_tol_ms, processing_ms=processing_ms)
     audio_s = run.audio_ms / 1000.0
     out.update(
         commits=count_type(run.events, COMMITTED), host_commits=len(run.commit_positions_ms),
         open_speech=run.open_speech(), wall_s=run.wall_s, audio_s=audio_s,
         speed=audio_s / run.wall_s if run.wall_s > 0 else float("nan"), pace=run.pace,
-        ok=run.ok, error=run.error(), cached=run.cached,
+        ok=run.ok, error=run.error(), cached=run.cached, worker=run.worker,
     )
     return out
 
@@ -115,12 +121,55 @@ def _cache_of(cache: Any) -> RunCache:
     return RunCache(cache)
 
 
+def _recognition_setting(value: Any) -> str | None:
+    if value is None:
+        return None
+    if value == "shared":
+        return str(cache_dir() / "recognitions")
+    return str(value)
+
+
+@contextlib.contextmanager
+def _environ(setting: str | None) -> Iterator[None]:
+    """Set the recognition-cache variable while servers may start, then restore it."""
+    from ..server.reccache import ENV
+
+    if setting is None:
+        yield
+        return
+    old = os.environ.get(ENV)
+    os.environ[ENV] = setting
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = old
+
+
+def _recognition(rp: Any) -> dict[str, int]:
+    """Summed recognition-cache hits/misses behind a (local or remote) replayer."""
+    if rp is None:
+        return {"hits": 0, "misses": 0}
+    if hasattr(rp, "recognition"):
+        return dict(rp.recognition)
+    host = getattr(rp, "host", None)
+    if host is None:
+        return {"hits": 0, "misses": 0}
+    from .distributed import recognition_stats
+
+    return recognition_stats(host)
+
+
 def sweep(recordings: Recording | Iterable[Recording],
           configs: SegConfig | dict | Iterable[SegConfig | dict], *,
           concurrency: int = 2, backend: str = "local", realtime: bool | str = "auto",
           cache: Any = True, refresh: bool = False, progress: Any = "auto", tol_ms: float = 250.0,
           clip_tol_ms: float = 0.0, frame_ms: int = 20, settle_ms: int | None = None,
-          replayer: Replayer | None = None, calibrate: bool | dict[str, Any] = True) -> Results:
+          replayer: Replayer | None = None, calibrate: bool | dict[str, Any] = True,
+          executor: Any = None, deterministic: bool = False,
+          recognition_cache: Any = "shared") -> Results:
     """Replay every recording under every configuration and score the runs.
 
     - ``concurrency``: guests running at once (one Host context, one embedded server);
@@ -135,9 +184,25 @@ def sweep(recordings: Recording | Iterable[Recording],
       :func:`calibrate_processing` (False: use their own, backlog-inflated, times; or a
       result of :func:`calibrate_processing` to reuse).
 
+    - ``executor``: a ``dask.distributed.Client`` or any ``concurrent.futures.Executor``:
+      the replays become tasks on it (:mod:`.distributed`), up to ``concurrency`` replays of
+      one recording per task, run at once by the worker; records come back and are cached
+      here.  Give a Dask cluster one thread per worker process;
+    - ``deterministic``: results that depend only on the inputs — no calibration, and
+      the processing part of every latency is 0 (latency = segmentation delay, in audio
+      time); a sweep's rows are then identical wherever it runs, apart from
+      :data:`~.results.RUN_COLUMNS` (wall times, worker, cache flags).  Configurations
+      that need real-time pacing stay timing-dependent;
+    - ``recognition_cache``: where the embedded servers this sweep starts keep recognitions
+      of byte-identical segments (:mod:`spear_lab.server.reccache`): ``"shared"``
+      (``cache_dir()/recognitions``, shared by local worker processes), a directory,
+      ``"memory"`` or ``"off"``; it applies to servers started by this sweep.
+
     Failed runs (see :attr:`RunRecord.ok`) are kept in the results (``ok`` False,
-    ``error`` says why) but never cached.  ``results.info`` holds the sweep's wall time,
-    the audio replayed (cache misses only) and the cache hits.
+    ``error`` says why) but never cached; a failed task is such a run.  ``results.info``
+    holds the sweep's wall time, the audio replayed (cache misses only), the run-cache
+    hits, ``recognition_cache`` (hits, misses, hit_rate of the recognition cache during
+    the sweep) and ``workers`` (the worker names seen).
     """
     recs = [recordings] if isinstance(recordings, Recording) else list(recordings)
     cfgs = as_configs(configs)
@@ -146,6 +211,9 @@ def sweep(recordings: Recording | Iterable[Recording],
         raise ValueError(f"recording names must be unique: {names}")
     store = _cache_of(cache)
     version = code_version()
+    if deterministic:
+        calibrate = False
+    rc = _recognition_setting(recognition_cache)
     jobs: list[Job] = []
     for rec in recs:
         for cfg in cfgs:
@@ -177,11 +245,21 @@ def sweep(recordings: Recording | Iterable[Recording],
 
     def get_rp() -> Replayer:
         nonlocal rp
-        if rp is None:
-            rp = Replayer(backend=backend, concurrency=concurrency, frame_ms=frame_ms, settle_ms=settle_ms)
+        if rp is None and executor is not None:
+            from .distributed import RemoteReplayer
+
+            rp = RemoteReplayer(executor, backend=backend, concurrency=concurrency, frame_ms=frame_ms,
+                                settle_ms=settle_ms, recognition_cache=rc)
+        elif rp is None:
+            rp = Replayer(backend=backend, concurrency=concurrency, frame_ms=frame_ms,
+                          settle_ms=settle_ms)
         return rp
 
+    rec_before = _recognition(rp)
+    # a server this sweep starts (on the first connect) reads the recognition-cache setting
+    env = _environ(rc if own and executor is None else None)
     try:
+        env.__enter__()
         if isinstance(calibrate, dict):
             calibration = calibrate
         elif calibrate and any(not j.realtime for j in jobs):
@@ -202,12 +280,16 @@ def sweep(recordings: Recording | Iterable[Recording],
                 bar.update(1, note=f"{job.config.name} / {job.recording.name}")
 
             get_rp().run(todo, on_done=done)
+        rec_delta = {k: v - rec_before.get(k, 0) for k, v in _recognition(rp).items()}
     finally:
+        env.__exit__(None, None, None)
         bar.close()
         if own and rp is not None:
             rp.close()
     wall = time.perf_counter() - t0
     proc = calibration["processing_ms"] if calibration and calibration["ok"] else None
+    if deterministic:
+        proc = 0.0
     records, kept = [], []
     for job, run in zip(jobs, runs):
         if run is None:
@@ -217,6 +299,11 @@ def sweep(recordings: Recording | Iterable[Recording],
         kept.append(run)
     info = {"wall_s": wall, "audio_s": audio_s, "runs": len(jobs), "replayed": len(todo),
             "cache_hits": len(jobs) - len(todo), "concurrency": concurrency, "backend": backend,
-            "code_version": version, "latency_processing_ms": proc, "calibration": calibration}
+            "code_version": version, "latency_processing_ms": proc, "calibration": calibration,
+            "deterministic": deterministic, "executor": type(executor).__name__ if executor else None,
+            "workers": sorted({r.worker for r in kept if r.worker and not r.cached}),
+            "recognition_cache": {**rec_delta, "hit_rate": (
+                rec_delta["hits"] / (rec_delta["hits"] + rec_delta["misses"])
+                if rec_delta.get("hits", 0) + rec_delta.get("misses", 0) else float("nan"))}}
     return Results(records, kept, {r.name: r for r in recs}, cfgs, info)
 

@@ -7,7 +7,8 @@ guest one frame per call.
 - SET_PARAM validates the whole request before anything changes (fixes G25, G27): a bad
   request returns ``-EINVAL`` and the previous configuration keeps running.
 - queue: drop-oldest beyond ``max_queue_bytes`` (default 524288, persists across
-  SET_PARAM), counted in ``dropped_frames``; a read into a too-small buffer loses nothing.
+  SET_PARAM, clamped to the host's ``max_queue_cap``), counted in ``dropped_frames``; a
+  read into a too-small buffer loses nothing.  Close releases the queue and the pattern.
 - readiness: ``EPOLLIN`` while the queue is non-empty, ``EPOLLERR`` while ``last_error``
   is set, ``EPOLLHUP`` once closed, or once a finite source (a file) has ended and its last
   frame has been read.  Never ``EPOLLOUT``.
@@ -211,15 +212,19 @@ class MicFd(FdEntry):
     kind = FdKind.MIC
     initial_mask = 0
 
-    def __init__(self, table: FdTable, fd: int, sources: SourceOpener | None = None) -> None:
+    def __init__(self, table: FdTable, fd: int, sources: SourceOpener | None = None,
+                 max_queue_cap: int | None = None) -> None:
         super().__init__(table, fd)
+        #: Host ceiling on ``max_queue_bytes`` (a guest's larger request is clamped).
+        self.max_queue_cap = max_queue_cap
         #: Opens sources; None = nothing is produced unless frames are pushed by hand.
         self.sources = sources
         self.config: MicConfig | None = None
         self.running = False
         self.queue: deque[bytes] = deque()
         self.queue_bytes = 0
-        self.max_queue_bytes = DEFAULT_MAX_QUEUE_BYTES
+        self.max_queue_bytes = DEFAULT_MAX_QUEUE_BYTES if max_queue_cap is None else min(
+            DEFAULT_MAX_QUEUE_BYTES, max_queue_cap)
         self.dropped_frames = 0
         self.last_error: str | None = None
         self.generation = 0
@@ -279,7 +284,8 @@ class MicFd(FdEntry):
         self.ended = False
         self.config = req.config
         if req.max_queue_bytes is not None:
-            self.max_queue_bytes = req.max_queue_bytes
+            cap = self.max_queue_cap
+            self.max_queue_bytes = req.max_queue_bytes if cap is None else min(req.max_queue_bytes, cap)
         if req.pattern is not None:
             self.pattern = req.pattern
             self.pattern_offset = 0
@@ -357,6 +363,8 @@ class MicFd(FdEntry):
         self._stop_source()
         self.queue.clear()
         self.queue_bytes = 0
+        self.pattern = None  # up to 10 MiB the guest gave: released with the fd
+        self.sources = None
 
     def _note_queue(self) -> None:
         """Report the queue level to table listeners (the Trace).  Caller holds the lock."""

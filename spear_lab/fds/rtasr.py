@@ -9,6 +9,9 @@ events a transport receives wait in the receive queue until the guest reads them
   (counted in ``dropped_events``); a read into a too-small buffer loses nothing (fix G6).
 - errors: state ``Error`` with ``last_error`` and ``EPOLLERR``, writes ``-EIO``; a peer
   close is sticky (``EPOLLHUP``, writes ``-EPIPE``, fix G16).
+- host bounds: guest-set queue limits are clamped to the host's ceilings
+  (``max_send_cap`` / ``max_recv_cap``); SET_PARAM values are capped in total at
+  ``max_param_bytes`` (``-ENOMEM`` beyond); close releases queues, params and transport.
 """
 
 from __future__ import annotations
@@ -48,12 +51,16 @@ class RtAsrFd(FdEntry):
 
     def __init__(self, table: FdTable, fd: int, connector: Connector | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 max_send_cap: int | None = None, max_recv_cap: int | None = None) -> None:
+                 max_send_cap: int | None = None, max_recv_cap: int | None = None,
+                 max_param_bytes: int | None = None) -> None:
         super().__init__(table, fd)
         self.connector = connector
         self.clock = clock
         self.state = RtasrState.INIT
         self.params: dict[str, Any] = {}
+        #: SET_PARAM payload bytes per key, capped in total by ``max_param_bytes``.
+        self.param_bytes: dict[str, int] = {}
+        self.max_param_bytes = max_param_bytes
         self.send_queue: deque[SendItem] = deque()
         self.recv_queue: deque[bytes] = deque()
         self.send_queue_bytes = 0
@@ -103,6 +110,15 @@ class RtAsrFd(FdEntry):
             return -Errno.EIO
         if self.peer_closed:
             return -Errno.EPIPE
+        return 0
+
+    def check_write(self, n: int) -> int:
+        """What a write of ``n`` bytes would fail with (-EIO / -EPIPE / -EAGAIN), else 0."""
+        rc = self._writable()
+        if rc:
+            return rc
+        if n and self.send_queue_bytes + n > self.max_send_queue_bytes:
+            return -Errno.EAGAIN
         return 0
 
     def write(self, data: bytes) -> int:
@@ -187,7 +203,13 @@ class RtAsrFd(FdEntry):
         if not isinstance(key, str) or not key:
             return -Errno.EINVAL
         value = obj.get("value")
+        size = len(payload or b"")
+        if self.max_param_bytes is not None:
+            total = sum(self.param_bytes.values()) - self.param_bytes.get(key, 0) + size
+            if total > self.max_param_bytes:
+                return -Errno.ENOMEM
         self.params[key] = value
+        self.param_bytes[key] = size
         if self.state is RtasrState.INIT:
             self.state = RtasrState.CONFIGURED
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
@@ -252,6 +274,10 @@ class RtAsrFd(FdEntry):
         self.send_queue.clear()
         self.recv_queue.clear()
         self.send_queue_bytes = self.recv_queue_bytes = 0
+        # A closed fd holds nothing the guest gave it (the tombstone keeps its counters).
+        self.params = {}
+        self.param_bytes = {}
+        self.connector = None
         if transport is not None:
             transport.stop(flush=self.segmentation.flush_on_close)
 

@@ -1,10 +1,11 @@
 """Loading guests and running them in worker threads, each with its own Store.
 
-A guest comes from a path, wasm bytes, WAT text or the name of a built-in guest
-(``guests/build/NAME.wasm``).  :meth:`GuestRun.start` runs ``_start`` (or ``main``, or a
-named export) in a thread; stdout and stderr go to files readable while it runs;
-``proc_exit`` ends it normally with its status.  :meth:`GuestRun.stop` traps the next
-hostcall, wakes blocked waits and interrupts pure computation by epoch, within 100 ms.
+A guest comes from a path, wasm bytes, WAT text or the name of a built-in guest (a
+prebuilt ``NAME.wasm`` shipped in the package, :mod:`spear_lab.guests`).
+:meth:`GuestRun.start` runs ``_start`` (or ``main``, or a named export) in a thread;
+stdout and stderr go to files readable while it runs; ``proc_exit`` ends it normally with
+its status.  :meth:`GuestRun.stop` traps the next hostcall, wakes blocked waits and
+interrupts pure computation by epoch, within 100 ms.
 Every fd the guest opened is closed when it ends, however it ends.
 """
 
@@ -27,16 +28,20 @@ from .memory import GuestMemory
 
 log = logging.getLogger(__name__)
 
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-
 
 def guest_dirs() -> list[Path]:
-    """Where built-in guests are looked up: ``$SPEAR_LAB_GUESTS``, then ``guests/build``."""
+    """Where built-in guests are looked up: ``$SPEAR_LAB_GUESTS``, then the prebuilt guests
+    installed with the package (:func:`spear_lab.guests.build_dir`)."""
+    from .. import guests
+
     dirs = []
     env = os.environ.get("SPEAR_LAB_GUESTS")
     if env:
         dirs.append(Path(env))
-    dirs.append(_PACKAGE_ROOT / "guests" / "build")
+    try:
+        dirs.append(guests.build_dir())
+    except (FileNotFoundError, RuntimeError) as exc:
+        log.warning("no prebuilt guests: %s", exc)
     return dirs
 
 
@@ -88,15 +93,26 @@ def load_guest(source: "Guest | str | os.PathLike[str] | bytes", name: str | Non
     path = Path(text)
     if path.is_file():
         data = path.read_bytes()
-        wasm = data if data[:4] == b"\0asm" else _wat(data.decode())
+        if data[:4] == b"\0asm":
+            return Guest(name or path.stem, data)
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: neither a wasm module (no \\0asm magic) nor WAT text") from None
+        wasm = _wat(text)
         return Guest(name or path.stem, wasm)
     builtins = builtin_guests()
     if text in builtins:
         return Guest(name or text, builtins[text].read_bytes())
     raise FileNotFoundError(
         f"no guest {text!r}: not a file and not a built-in guest "
-        f"(built-ins: {', '.join(sorted(builtins)) or 'none found; run make -C guests'})"
+        f"(built-ins: {', '.join(sorted(builtins)) or _no_builtins()})"
     )
+
+
+def _no_builtins() -> str:
+    where = ", ".join(str(d) for d in guest_dirs()) or "no guest directory"
+    return f"none found in {where}; in a checkout run make -C guests"
 
 
 def _wat(text: str) -> bytes:
@@ -119,6 +135,9 @@ class GuestResult:
     duration_s: float = 0.0
     fds_closed: int = 0
     value: Any = None
+    #: The guest's ``log`` messages ``(wall time s, level, text)`` (the newest ones the
+    #: host kept; the reference SDK's ``printf`` lands here).
+    logs: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -242,6 +261,8 @@ class GuestRun:
     """One guest instance running in its own thread, on its own fd table (a Host fork)."""
 
     STOP_GRACE_S = 0.1
+    #: Seconds between two epoch bumps while a stop waits.
+    STOP_TICK_S = 0.005
 
     def __init__(self, guest: Guest, host: Host, options: RunOptions | None = None) -> None:
         self.guest = guest
@@ -273,12 +294,26 @@ class GuestRun:
         return self
 
     def stop(self, timeout: float = 5.0) -> GuestResult:
-        """Stop the guest (trap at the next hostcall, wake waits, interrupt computation)."""
+        """Stop the guest (trap at the next hostcall, wake waits, interrupt computation)
+        and wait until its thread has ended; TimeoutError after ``timeout`` seconds.
+
+        Works at any moment, right after :meth:`start` included: the epoch is bumped
+        every few milliseconds until the run ends, so a guest whose store was created
+        (or whose entry was called) after the first bump is interrupted too.
+        """
         self._stop.set()
         self.host.request_stop()
-        if self._engine is not None:
-            self._engine.increment_epoch()
-        return self.wait(timeout)
+        if self._thread is None:
+            raise RuntimeError(f"guest {self.guest.name} was not started")
+        deadline = time.monotonic() + timeout
+        while not self._done.wait(self.STOP_TICK_S):
+            if self._engine is not None:
+                self._engine.increment_epoch()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"guest {self.guest.name} still running after {timeout} s")
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        assert self.result is not None
+        return self.result
 
     def wait(self, timeout: float | None = None) -> GuestResult:
         """Wait for the end; TimeoutError when ``timeout`` passes first."""
@@ -324,6 +359,8 @@ class GuestRun:
         try:
             inst = Instance(self.guest, self.host, self.options, self._dir.name, self._engine)
             entry = self.options.entry or ("_start" if "_start" in inst.exports else "main")
+            if self._stop.is_set():  # stopped before it began
+                raise GuestStopped("stop requested")
             value = inst.call(entry, *self.options.call_args)
             exit_code = 0
         except wasmtime.ExitTrap as exc:
@@ -345,7 +382,7 @@ class GuestRun:
                 name=self.guest.name, exit_code=exit_code, stdout=self.stdout, stderr=self.stderr,
                 trap=trap, stopped=self._stop.is_set(),
                 duration_s=time.monotonic() - (self.started_at or time.monotonic()),
-                fds_closed=closed, value=value,
+                fds_closed=closed, value=value, logs=list(self.host.logs),
             )
             self._done.set()
             for fn in self._callbacks:

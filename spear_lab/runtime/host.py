@@ -26,6 +26,7 @@ from ..abi.jsonfmt import loads
 from ..fds.rtasr import RtAsrFd
 from ..fds.segmentation import Segmentation
 from .ioloop import IoLoop
+from .logtext import printable
 
 log = logging.getLogger(__name__)
 guest_log = logging.getLogger("spear_lab.guest")
@@ -39,35 +40,69 @@ _LOG_LEVELS = {
 }
 
 
+#: Guest log messages a Host keeps (the oldest half goes beyond either bound).
+LOG_KEEP_MESSAGES = 10_000
+LOG_KEEP_CHARS = 4 * 1024 * 1024
+#: Default host ceiling on every guest-settable queue limit: 16 MiB (the reference default
+#: is 1 MiB; 16 MiB holds about 5.8 minutes of 24 kHz pcm16).
+HOST_QUEUE_CEILING = 16 * 1024 * 1024
+#: Default ceiling on the SET_PARAM values one rtasr fd holds: 1 MiB.
+HOST_PARAM_CEILING = 1024 * 1024
+#: Default silence after a file microphone's audio in ``spear-lab run``, in ms.  A server VAD closes a turn
+#: after ``silence_ms`` of quiet (the local server's default is 200 ms, the OpenAI
+#: default 500 ms, guests ask for up to ~1000 ms) and the recogniser then needs time to
+#: answer before the guest sees EPOLLHUP: 1000 ms of silence + up to 1500 ms of
+#: recognition and delivery.
+DEFAULT_MIC_TAIL_MS = 2500
+
+
 @dataclass
 class HostConfig:
     """Host-side policy.  Nothing here is ever visible to a guest.
 
     - ``backends``: a :class:`spear_lab.transports.backends.BackendRegistry` (None = the
       default registry: ``local`` embedded server, ``stub``, ``openai``).
+    - ``routes``: guest backend name → host backend name (``{"openai-realtime-asr":
+      "local"}``), applied before the registry lookup (``spear-lab run --route``).
     - ``stub_fallback``: a ``transport=websocket`` CONNECT that cannot be routed falls back
-      to the stub silently (reference behaviour, G13) instead of failing.
+      to the stub (reference behaviour, G13; one WARNING per context) instead of failing
+      with -EIO.  Off by default: a guest can still ask with ``fallback={"to_stub":true}``.
     - ``allow_guest_ws_url``: ``"loopback"`` (default), ``True`` or ``False``: which
       guest-supplied ``ws_url`` values are honoured; credentials never go to them.
     - ``mic_device``: what a guest's ``source: "device"`` opens: ``"device"`` (the real
       default input), ``"stub"``, or ``"file:PATH"`` (G26 substitution).
     - ``mic_file``: the WAV a guest's ``source: "file"`` reads (chosen by the host only).
     - ``mic_file_realtime``: pace file sources in real time (False: as fast as the guest
-      reads, nothing dropped); ``mic_file_loop``: restart at the end instead of EPOLLHUP.
+      reads, nothing dropped); ``mic_file_loop``: restart at the end instead of EPOLLHUP;
+      ``mic_file_tail_ms``: silence (ms) played after the file, in real time even when
+      the file is not, before EPOLLHUP, so a server VAD can close the last utterance and
+      its transcript can arrive (0 here; ``spear-lab run`` uses
+      :data:`DEFAULT_MIC_TAIL_MS`).
     - ``mic_device_rate``: rate (Hz) to open input devices at; None = the device's default.
-    - ``max_send_queue_bytes`` / ``max_recv_queue_bytes``: host caps on guest limits.
+    - ``max_send_queue_bytes`` / ``max_recv_queue_bytes`` / ``max_mic_queue_bytes``: host
+      ceilings (bytes) on the queue limits a guest may set; ``max_param_bytes``: total
+      bytes of SET_PARAM values one rtasr fd may hold (more → -ENOMEM).  None = no
+      ceiling.  Defaults: :data:`HOST_QUEUE_CEILING` and :data:`HOST_PARAM_CEILING`.
+    - ``local_server``: options of the embedded server the ``local`` backend starts
+      (fields of ``spear_lab.server.ServerOptions``), e.g. ``{"engine": "pocketsphinx"}``,
+      ``{"whisper_model": "base.en"}`` or ``{"vad": "statistical"}``.
     """
 
     backends: Any = None
-    stub_fallback: bool = True
+    routes: dict[str, str] = field(default_factory=dict)
+    stub_fallback: bool = False
     allow_guest_ws_url: Any = "loopback"
     mic_device: str = "device"
     mic_file: str | None = None
     mic_file_realtime: bool = True
     mic_file_loop: bool = False
+    mic_file_tail_ms: int = 0
     mic_device_rate: int | None = None
-    max_send_queue_bytes: int | None = None
-    max_recv_queue_bytes: int | None = None
+    max_send_queue_bytes: int | None = HOST_QUEUE_CEILING
+    max_recv_queue_bytes: int | None = HOST_QUEUE_CEILING
+    max_mic_queue_bytes: int | None = HOST_QUEUE_CEILING
+    max_param_bytes: int | None = HOST_PARAM_CEILING
+    local_server: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -84,6 +119,28 @@ class HostContext:
         self._lock = threading.Lock()
         #: Called with every new Host made by :meth:`Host.fork` (e.g. to attach a Trace).
         self.fork_listeners: list[Callable[["Host"], None]] = []
+        #: Host warnings already given, by key (see :meth:`warn_once`).
+        self.warnings: dict[str, str] = {}
+        #: Called as ``listener(key, message)`` for each first warning of a key.
+        self.warning_listeners: list[Callable[[str, str], None]] = []
+
+    def warn_once(self, key: str, message: str) -> bool:
+        """Log ``message`` at WARNING the first time ``key`` is seen in this context (the
+        CLI prints it); later ones at DEBUG.  True when it was the first."""
+        with self._lock:
+            first = key not in self.warnings
+            if first:
+                self.warnings[key] = message
+        if not first:
+            log.debug("%s", message)
+            return False
+        listeners = list(self.warning_listeners)
+        if listeners:
+            for listener in listeners:
+                listener(key, message)
+        else:
+            log.warning("%s", message)
+        return True
 
     def service(self, name: str, factory: Callable[[], Any]) -> Any:
         """A shared helper object (e.g. the embedded server), made on first use."""
@@ -119,7 +176,13 @@ class Host:
         self.context = context or HostContext(config)
         self.name = name
         self.table = FdTable()
+        #: Guest log messages ``(wall time s, level, text)``, the newest ones, at most
+        #: :data:`LOG_KEEP_MESSAGES` and :data:`LOG_KEEP_CHARS` characters in all.
         self.logs: list[tuple[float, int, str]] = []
+        #: Messages logged in all (those no longer in ``logs`` included).
+        self.logs_total = 0
+        self._log_chars = 0
+        self._log_lock = threading.Lock()
         self._sleepers: set[threading.Condition] = set()
         #: Hostcalls that failed with an unexpected Python exception (answered -EIO).
         self.internal_errors = 0
@@ -172,6 +235,7 @@ class Host:
         return self.table.alloc(
             RtAsrFd, connector=self._connect_rtasr,
             max_send_cap=cfg.max_send_queue_bytes, max_recv_cap=cfg.max_recv_queue_bytes,
+            max_param_bytes=cfg.max_param_bytes,
         ).fd
 
     def _connect_rtasr(self, fd: RtAsrFd):
@@ -199,6 +263,22 @@ class Host:
             entry = self.table.lookup(fd, RtAsrFd)
             return entry if isinstance(entry, int) else entry.write(data)
 
+    def rtasr_write_from(self, fd: int, length: int, fetch: Callable[[], bytes | None]) -> int:
+        """``rtasr_write`` of ``length`` bytes that ``fetch()`` copies from the guest only
+        after the fd, its kind, its state and the queue's room accepted them (so a write
+        to a bad fd or a full queue copies nothing).  -EFAULT when ``fetch`` fails."""
+        with self.table.lock:
+            entry = self.table.lookup(fd, RtAsrFd)
+            if isinstance(entry, int):
+                return entry
+            rc = entry.check_write(length)
+            if rc or length == 0:
+                return rc
+            data = fetch()
+            if data is None:
+                return -Errno.EFAULT
+            return entry.write(data)
+
     def rtasr_read(self, fd: int, cap: int = 1 << 20) -> bytes | int:
         """One event, or -EBADF / -EAGAIN / -ENOSPC (event kept when ``cap`` is too small)."""
         return _read_py(self.rtasr_read_into, fd, cap)
@@ -221,7 +301,8 @@ class Host:
         from ..audio.sources import SourceFactory
 
         factory = self.context.service("mic_sources", lambda: SourceFactory(self.context))
-        return self.table.alloc(MicFd, sources=factory).fd
+        return self.table.alloc(MicFd, sources=factory,
+                                max_queue_cap=self.config.max_mic_queue_bytes).fd
 
     def mic_ctl(self, fd: int, cmd: int, payload: bytes | None = None) -> int | bytes:
         """0, output JSON bytes, or -EBADF / -EINVAL / -EIO (§11.2)."""
@@ -262,11 +343,27 @@ class Host:
         if len(msg) > LOG_MAX_BYTES:
             return -Errno.EINVAL
         text = msg.decode("utf-8", errors="replace")
-        self.logs.append((time.time(), level, text))
-        if len(self.logs) > 10000:
-            del self.logs[:5000]
-        guest_log.log(_LOG_LEVELS.get(level, logging.INFO), "%s: %s", self.name, text)
+        with self._log_lock:
+            self.logs.append((time.time(), level, text))
+            self.logs_total += 1
+            self._log_chars += len(text)
+            if len(self.logs) > LOG_KEEP_MESSAGES or self._log_chars > LOG_KEEP_CHARS:
+                cut = len(self.logs) // 2 or 1
+                self._log_chars -= sum(len(t) for _, _, t in self.logs[:cut])
+                del self.logs[:cut]
+        trace = self.context.trace
+        if trace is not None:
+            trace.log(self.name, level, text)
+        if guest_log.isEnabledFor(_LOG_LEVELS.get(level, logging.INFO)):
+            guest_log.log(_LOG_LEVELS.get(level, logging.INFO), "%s: %s", self.name, printable(text))
         return 0
+
+    def logs_since(self, total: int) -> tuple[list[tuple[float, int, str]], int]:
+        """The messages logged after the first ``total`` ones (those still kept), and the
+        new total: ``new, total = host.logs_since(total)`` follows the log."""
+        with self._log_lock:
+            n = min(self.logs_total - total, len(self.logs))
+            return (self.logs[-n:] if n > 0 else []), self.logs_total
 
     @staticmethod
     def time_now_ms() -> int:

@@ -87,13 +87,42 @@ def output(mem: GuestMemory, out_ptr: int, len_ptr: int, payload: bytes) -> int:
     return need
 
 
-def ctl_input(mem: GuestMemory, arg_ptr: int, len_ptr: int) -> bytes | None | int:
-    """The input half of §3.3: the payload, None when absent, or -EFAULT."""
+#: Largest ctl input payload copied from a guest (16 MiB: a mic SET_PARAM with a 10 MiB
+#: base64 stub pattern fits); a larger one is refused as invalid JSON (-EINVAL).
+MAX_CTL_INPUT = 16 * 1024 * 1024
+#: ctl commands that read an input payload, per family (the others ignore it: no copy).
+RTASR_INPUT_CMDS = frozenset({1, 4, 7})  # SET_PARAM, SEND_EVENT, SET_AUTOFLUSH
+MIC_INPUT_CMDS = frozenset({1})  # SET_PARAM
+#: What an ``admit`` hook of :func:`ctl_input` returns for a command that takes no input.
+NO_INPUT = 1
+
+
+def ctl_input(mem: GuestMemory, arg_ptr: int, len_ptr: int,
+              admit: Callable[[], int] | None = None) -> bytes | None | int:
+    """The input half of §3.3: the payload, None when absent, or -errno.
+
+    Order: length cell (-EFAULT), input range (-EFAULT, nothing copied yet), then
+    ``admit()`` (the fd lookup: a non-zero result is returned before any copy), then the
+    copy itself, refused above :data:`MAX_CTL_INPUT` with -EINVAL.  ``admit`` returning
+    :data:`NO_INPUT` means "the command takes no input": nothing is copied, None is
+    returned.
+    """
     n = mem.read_u32(len_ptr)
     if n is None:
         return EFAULT
     if n >= 0x80000000 or n == 0:  # zero or negative as i32: no payload
-        return None
+        rc = admit() if admit is not None else 0
+        return rc if rc < 0 else None
+    if not mem.valid(arg_ptr, n):
+        return EFAULT
+    if admit is not None:
+        rc = admit()
+        if rc == NO_INPUT:
+            return None
+        if rc:
+            return rc
+    if n > MAX_CTL_INPUT:
+        return EINVAL
     data = mem.read(arg_ptr, n)
     return EFAULT if data is None else data
 
@@ -149,7 +178,14 @@ class Glue:
             n = self.mem.read_u32(len_ptr)
             if n is None:
                 return EFAULT
-            payload = self.mem.read(arg_ptr, n if n < 0x80000000 else -1)
+            n = n if n < 0x80000000 else -1
+            if not self.mem.valid(arg_ptr, n):
+                return EFAULT
+            if self.table.get(fd) is None:  # before copying anything
+                return -Errno.EBADF
+            if n > MAX_CTL_INPUT:
+                return EINVAL
+            payload = self.mem.read(arg_ptr, n)
             if payload is None:
                 return EFAULT
         return self._ctl_result(self.host.spear_fd_ctl(fd, cmd, payload), arg_ptr, len_ptr)
@@ -160,8 +196,17 @@ class Glue:
         return output(self.mem, arg_ptr, len_ptr, result)
 
     def _ctl(self, call: Callable[[int, int, bytes | None], int | bytes],
-             fd: int, cmd: int, arg_ptr: int, len_ptr: int) -> int:
-        payload = ctl_input(self.mem, arg_ptr, len_ptr)
+             fd: int, cmd: int, arg_ptr: int, len_ptr: int, inputs: frozenset[int]) -> int:
+        table = self.table
+
+        def admit() -> int:
+            # fd lookup before any copy (an unknown fd costs nothing); input only for the
+            # commands that read one
+            if table.get(fd) is None:
+                return -Errno.EBADF
+            return 0 if cmd in inputs else NO_INPUT
+
+        payload = ctl_input(self.mem, arg_ptr, len_ptr, admit)
         if isinstance(payload, int):
             return payload
         return self._ctl_result(call(fd, cmd, payload), arg_ptr, len_ptr)
@@ -170,13 +215,15 @@ class Glue:
         return self.host.rtasr_create()
 
     def rtasr_ctl(self, fd: int, cmd: int, arg_ptr: int, len_ptr: int) -> int:
-        return self._ctl(self.host.rtasr_ctl, fd, cmd, arg_ptr, len_ptr)
+        return self._ctl(self.host.rtasr_ctl, fd, cmd, arg_ptr, len_ptr, RTASR_INPUT_CMDS)
 
     def rtasr_write(self, fd: int, buf_ptr: int, buf_len: int) -> int:
-        data = self.mem.read(buf_ptr, buf_len)
-        if data is None:
+        # range check (-EFAULT first, §3.4) without copying; the copy happens only once
+        # the fd, its state and the queue's room have accepted the write
+        mem = self.mem
+        if not mem.valid(buf_ptr, buf_len):
             return EFAULT
-        return self.host.rtasr_write(fd, data)
+        return self.host.rtasr_write_from(fd, buf_len, lambda: mem.read(buf_ptr, buf_len))
 
     def _deliver(self, out_ptr: int, len_ptr: int) -> Callable[[bytes], int]:
         mem = self.mem
@@ -192,7 +239,7 @@ class Glue:
         return self.host.mic_create()
 
     def mic_ctl(self, fd: int, cmd: int, arg_ptr: int, len_ptr: int) -> int:
-        return self._ctl(self.host.mic_ctl, fd, cmd, arg_ptr, len_ptr)
+        return self._ctl(self.host.mic_ctl, fd, cmd, arg_ptr, len_ptr, MIC_INPUT_CMDS)
 
     def mic_read(self, fd: int, out_ptr: int, len_ptr: int) -> int:
         return self.host.mic_read_into(fd, self._deliver(out_ptr, len_ptr))

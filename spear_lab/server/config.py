@@ -7,10 +7,14 @@ is invalid); :meth:`SessionConfig.render_ga` / :meth:`SessionConfig.render_beta`
 produce the ``session`` object of ``session.created``/``session.updated`` and
 ``transcription_session.created``/``.updated``.
 
-Only fields present in an update change; an object given for
-``transcription``/``turn_detection``/``noise_reduction`` replaces the previous one
-(missing members take their defaults); ``null`` turns it off. Invalid updates
-raise :class:`ConfigError`, which carries OpenAI's error ``code`` and ``param``.
+Only fields present in an update change, at every level (the OpenAI profile): a
+``transcription`` object changes only the members it names; a ``turn_detection``
+object of the current ``type`` (or without ``type``) changes only its members, one
+of another type starts from that type's defaults; ``null`` turns it off. With
+``lenient=True`` (legacy clients) an object replaces the previous one (missing
+members take their defaults) and model names are not checked. Invalid updates
+raise :class:`ConfigError`, which carries OpenAI's error ``code`` and ``param``
+(``close``: OpenAI also closes the connection, code 4000).
 """
 
 from __future__ import annotations
@@ -22,9 +26,13 @@ from typing import Any
 from .audio import FORMAT_TO_GA, FORMATS, GA_TO_FORMAT
 
 __all__ = ["ConfigError", "SessionConfig", "apply_ga", "apply_beta", "SEMANTIC_WAITS_MS",
-           "LOGPROBS_INCLUDE", "DEFAULT_SILENCE_MS", "DOCUMENTED_SILENCE_MS"]
+           "LOGPROBS_INCLUDE", "VAD_PROBABILITIES", "DEFAULT_SILENCE_MS", "DOCUMENTED_SILENCE_MS",
+           "TRANSCRIPTION_MODELS", "MANUAL_COMMIT_MODELS"]
 
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
+VAD_PROBABILITIES = "spear.vad.probabilities"
+"""spear_lab's wire extension: this ``include`` value asks for events of this type
+(per-frame speech probability, outside OpenAI's namespace; see docs/server.md)."""
 DEFAULT_SILENCE_MS = 200
 """Default server_vad silence: the value OpenAI's session objects show (observed)."""
 DOCUMENTED_SILENCE_MS = 500
@@ -43,12 +51,23 @@ _BETA_IGNORED = {"modalities", "instructions", "voice", "output_audio_format", "
                  "tracing", "client_secret", "object", "id", "expires_at"}
 
 
-class ConfigError(ValueError):
-    """An invalid session update: ``code`` and ``param`` as OpenAI reports them."""
+TRANSCRIPTION_MODELS = ("whisper-1", "gpt-transcribe", "gpt-live-transcribe",
+                        "gpt-4o-mini-transcribe", "gpt-4o-mini-transcribe-2025-12-15",
+                        "gpt-4o-transcribe", "gpt-4o-transcribe-diarize", "gpt-realtime-whisper")
+"""The transcription models of the OpenAI spec (openapi.yaml ``AudioTranscription.model``)."""
+MANUAL_COMMIT_MODELS = frozenset({"gpt-realtime-whisper"})
+"""Models that need ``turn_detection: null`` (openapi.yaml ``RealtimeTurnDetection``)."""
+DEFAULT_MODEL = "gpt-4o-transcribe"
 
-    def __init__(self, message: str, code: str = "invalid_value", param: str | None = None):
+
+class ConfigError(ValueError):
+    """An invalid session update: ``code`` and ``param`` as OpenAI reports them;
+    ``close``: OpenAI ends the session after this error (close code 4000)."""
+
+    def __init__(self, message: str, code: str = "invalid_value", param: str | None = None,
+                 close: bool = False):
         super().__init__(message)
-        self.code, self.param = code, param
+        self.code, self.param, self.close = code, param, close
 
 
 @dataclass(frozen=True)
@@ -57,21 +76,36 @@ class SessionConfig:
 
     format: str = "pcm16"
     transcription: dict | None = field(default_factory=lambda: {
-        "model": "gpt-4o-transcribe", "language": None, "prompt": ""})
+        "model": DEFAULT_MODEL, "language": None, "prompt": ""})
     turn_detection: dict | None = None
     noise_reduction: dict | None = None
     include: tuple[str, ...] = ()
 
     @classmethod
-    def default(cls, silence_ms: int = DEFAULT_SILENCE_MS, model: str | None = None) -> SessionConfig:
+    def default(cls, silence_ms: int = DEFAULT_SILENCE_MS, model: str | None = None,
+                transcription: bool = True) -> SessionConfig:
+        """Server VAD on; transcription with ``model`` (default gpt-4o-transcribe),
+        or off (``null``, as OpenAI's GA sessions start) when ``transcription`` is
+        false and no ``model`` is given."""
         cfg = cls(turn_detection=_vad({"type": "server_vad"}, "", silence_ms))
         if model:
             cfg = replace(cfg, transcription={**cfg.transcription, "model": model})
+        elif not transcription:
+            cfg = replace(cfg, transcription=None)
         return cfg
 
     @property
     def logprobs(self) -> bool:
         return LOGPROBS_INCLUDE in self.include
+
+    @property
+    def vad_probabilities(self) -> bool:
+        return VAD_PROBABILITIES in self.include
+
+    def echoed_include(self) -> list[str]:
+        """``include`` as the session object shows it: OpenAI's values only (the
+        extension is acknowledged by its events, so SDK clients can parse the echo)."""
+        return [v for v in self.include if v != VAD_PROBABILITIES]
 
     def render_ga(self, session_id: str, expires_at: int) -> dict:
         fmt = {"type": FORMAT_TO_GA[self.format]}
@@ -83,7 +117,7 @@ class SessionConfig:
                                     "transcription": copy.deepcopy(self.transcription),
                                     "noise_reduction": copy.deepcopy(self.noise_reduction),
                                     "turn_detection": copy.deepcopy(self.turn_detection)}},
-                "include": list(self.include)}
+                "include": self.echoed_include()}
 
     def render_beta(self, session_id: str, expires_at: int, obj: str) -> dict:
         tr = None if self.transcription is None else {
@@ -92,7 +126,7 @@ class SessionConfig:
                 "input_audio_format": self.format, "input_audio_transcription": tr,
                 "turn_detection": copy.deepcopy(self.turn_detection),
                 "input_audio_noise_reduction": copy.deepcopy(self.noise_reduction),
-                "include": list(self.include), "client_secret": None}
+                "include": self.echoed_include(), "client_secret": None}
 
 
 def _type_name(v: Any) -> str:
@@ -113,11 +147,14 @@ def _no_unknown(obj: dict, allowed: set, param: str) -> None:
             raise ConfigError(f"Unknown parameter: '{param}.{k}'.", "unknown_parameter", f"{param}.{k}")
 
 
-def _vad(td: Any, param: str, default_silence: int) -> dict | None:
+def _vad(td: Any, param: str, default_silence: int, base: dict | None = None) -> dict | None:
+    """Validate a turn_detection object; merged over ``base`` when it is of the same type."""
     if td is None:
         return None
     _expect(td, (dict,), "an object", param)
     _no_unknown(td, _VAD_FIELDS, param)
+    if base is not None and td.get("type", base["type"]) == base["type"]:
+        td = {**{k: v for k, v in base.items() if v is not None}, **td}
     kind = td.get("type")
     if kind not in ("server_vad", "semantic_vad"):
         raise ConfigError(f"Invalid value: '{kind}'. Supported values are: 'server_vad' and "
@@ -157,14 +194,22 @@ def _vad(td: Any, param: str, default_silence: int) -> dict | None:
     return out
 
 
-def _transcription(tr: Any, param: str) -> dict | None:
+def _transcription(tr: Any, param: str, base: dict | None = None,
+                   check_model: bool = False) -> dict | None:
+    """Validate a transcription object; merged over ``base`` when given."""
     if tr is None:
         return None
     _expect(tr, (dict,), "an object", param)
     _no_unknown(tr, _TRANSCRIPTION_FIELDS, param)
-    out: dict[str, Any] = {"model": tr.get("model", "gpt-4o-transcribe"),
+    if base is not None:
+        tr = {**base, **tr}
+    out: dict[str, Any] = {"model": tr.get("model", DEFAULT_MODEL),
                            "language": tr.get("language"), "prompt": tr.get("prompt", "")}
     _expect(out["model"], (str,), "a string", f"{param}.model")
+    if check_model and out["model"] not in TRANSCRIPTION_MODELS:
+        # observed: livekit/agents-js#1756 (error, then close 4000)
+        raise ConfigError(f'Model "{out["model"]}" is not supported in transcription mode.',
+                          "invalid_model", f"{param}.model", close=True)
     for name in ("language", "prompt"):
         if out[name] is not None:
             _expect(out[name], (str,), "a string", f"{param}.{name}")
@@ -200,14 +245,43 @@ def _include(inc: Any, param: str) -> tuple[str, ...]:
         return ()
     _expect(inc, (list,), "an array", param)
     for i, v in enumerate(inc):
-        if v != LOGPROBS_INCLUDE:
+        if v != LOGPROBS_INCLUDE and v != VAD_PROBABILITIES:  # the extension is not advertised
             raise ConfigError(f"Invalid value: '{v}'. Supported values are: "
                               f"'{LOGPROBS_INCLUDE}'.", "invalid_value", f"{param}[{i}]")
     return tuple(inc)
 
 
-def apply_ga(cfg: SessionConfig, session: Any, default_silence: int) -> SessionConfig:
-    """Apply a GA ``session.update``'s ``session`` object; raises :class:`ConfigError`."""
+def _rate_error(rate: Any, param: str, lenient: bool) -> ConfigError:
+    if lenient or not isinstance(rate, int) or isinstance(rate, bool):
+        return ConfigError("Only a 24kHz sample rate is supported for 'audio/pcm'.",
+                           "invalid_value", param)
+    # observed code (issue 13); the message follows OpenAI's integer-range wording
+    below = rate < 24000
+    return ConfigError(f"Invalid '{param}': integer {'below minimum' if below else 'above maximum'} "
+                       f"value. Expected a value {'>=' if below else '<='} 24000, but got {rate} "
+                       "instead.", "integer_below_min_value" if below else "integer_above_max_value",
+                       param)
+
+
+def _merge_rules(cfg: SessionConfig, changes: dict, tr_param: str, td_param: str,
+                 lenient: bool) -> SessionConfig:
+    """The updated config; OpenAI profile: a manual-commit model (gpt-realtime-whisper)
+    has no turn detection (omitted in the update means off; given means an error)."""
+    new = replace(cfg, **changes)
+    if lenient or new.transcription is None or new.turn_detection is None \
+            or new.transcription["model"] not in MANUAL_COMMIT_MODELS:
+        return new
+    if "turn_detection" in changes:
+        # observed message: livekit/agents#5779
+        raise ConfigError("Turn detection is not supported for this transcription model.",
+                          "invalid_value", td_param)
+    return replace(new, turn_detection=None)
+
+
+def apply_ga(cfg: SessionConfig, session: Any, default_silence: int,
+             lenient: bool = False) -> SessionConfig:
+    """Apply a GA ``session.update``'s ``session`` object; raises :class:`ConfigError`.
+    Nested objects merge unless ``lenient`` (see the module docstring)."""
     _expect(session, (dict,), "an object", "session")
     if "type" not in session:
         raise ConfigError("Missing required parameter: 'session.type'.",
@@ -237,20 +311,24 @@ def apply_ga(cfg: SessionConfig, session: Any, default_silence: int) -> SessionC
                                       "'audio/pcm', 'audio/pcmu' and 'audio/pcma'.",
                                       "invalid_value", f"{p}.format.type")
                 if fmt["type"] == "audio/pcm" and fmt.get("rate", 24000) != 24000:
-                    raise ConfigError("Only a 24kHz sample rate is supported for 'audio/pcm'.",
-                                      "invalid_value", f"{p}.format.rate")
+                    raise _rate_error(fmt["rate"], f"{p}.format.rate", lenient)
                 changes["format"] = GA_TO_FORMAT[fmt["type"]]
             if "transcription" in inp:
-                changes["transcription"] = _transcription(inp["transcription"], f"{p}.transcription")
+                changes["transcription"] = _transcription(
+                    inp["transcription"], f"{p}.transcription",
+                    None if lenient else cfg.transcription, not lenient)
             if "noise_reduction" in inp:
                 changes["noise_reduction"] = _noise(inp["noise_reduction"], f"{p}.noise_reduction")
             if "turn_detection" in inp:
                 changes["turn_detection"] = _vad(inp["turn_detection"], f"{p}.turn_detection",
-                                                 default_silence)
-    return replace(cfg, **changes)
+                                                 default_silence,
+                                                 None if lenient else cfg.turn_detection)
+    return _merge_rules(cfg, changes, "session.audio.input.transcription",
+                        "session.audio.input.turn_detection", lenient)
 
 
-def apply_beta(cfg: SessionConfig, session: Any, default_silence: int) -> SessionConfig:
+def apply_beta(cfg: SessionConfig, session: Any, default_silence: int,
+               lenient: bool = False) -> SessionConfig:
     """Apply a beta ``transcription_session.update`` (or beta ``session.update``)
     ``session`` object; conversation-only fields are accepted and ignored."""
     _expect(session, (dict,), "an object", "session")
@@ -265,14 +343,16 @@ def apply_beta(cfg: SessionConfig, session: Any, default_silence: int) -> Sessio
                               "session.input_audio_format")
         changes["format"] = fmt
     if "input_audio_transcription" in session:
-        changes["transcription"] = _transcription(session["input_audio_transcription"],
-                                                  "session.input_audio_transcription")
+        changes["transcription"] = _transcription(
+            session["input_audio_transcription"], "session.input_audio_transcription",
+            None if lenient else cfg.transcription, not lenient)
     if "turn_detection" in session:
         changes["turn_detection"] = _vad(session["turn_detection"], "session.turn_detection",
-                                         default_silence)
+                                         default_silence, None if lenient else cfg.turn_detection)
     if "input_audio_noise_reduction" in session:
         changes["noise_reduction"] = _noise(session["input_audio_noise_reduction"],
                                             "session.input_audio_noise_reduction")
     if "include" in session:
         changes["include"] = _include(session["include"], "session.include")
-    return replace(cfg, **changes)
+    return _merge_rules(cfg, changes, "session.input_audio_transcription",
+                        "session.turn_detection", lenient)

@@ -30,7 +30,8 @@ class EmbeddedServer:
     """A :class:`~spear_lab.server.app.RealtimeServer` on an ephemeral loopback port.
 
     ``options`` or keyword arguments (fields of :class:`ServerOptions`, e.g.
-    ``dialect="beta"``, ``deterministic=True``) configure it. ``io``: an object whose
+    ``dialect="beta"``, ``deterministic=True``, ``lenient=True`` for the legacy-client
+    profile, ``max_sessions=…``) configure it. ``io``: an object whose
     ``loop`` attribute is an event loop running in another thread (such as the host's
     ``spear_lab.runtime.ioloop.IoLoop``); ``start()`` then runs the server on that
     loop instead of a thread of its own. ``wait_ready`` makes
@@ -65,6 +66,13 @@ class EmbeddedServer:
     @property
     def running(self) -> bool:
         return self.server is not None
+
+    def recognition_stats(self) -> dict[str, Any]:
+        """Recognition-cache ``hits``, ``misses``, ``lookups``, ``hit_rate`` of this
+        server's recognizer (see :mod:`.reccache`); zeros before ``start``."""
+        if self.server is None:
+            return {"hits": 0, "misses": 0, "lookups": 0, "hit_rate": float("nan")}
+        return self.server.recognizer.cache_stats.snapshot()
 
     # ------------------------------------------------------------------ own thread
     def start(self, timeout: float = 120.0) -> EmbeddedServer:

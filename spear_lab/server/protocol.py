@@ -14,6 +14,13 @@ the prefix padding) and ends at speech stop (plus the silence waited); with
 turn detection ``null`` an item begins with the first audio after a commit/clear
 and ends at ``input_audio_buffer.commit``. Audio is streamed to the recogniser
 while the item grows, so only the tail is left to decode at the end.
+
+VAD: ``vad`` picks the frame estimator (``"statistical"`` or ``"silero"``, see
+:func:`~spear_lab.server.vad.new_estimator`); the turn detector takes its frame
+geometry. A session whose ``include`` lists ``"spear.vad.probabilities"`` also
+gets that event (spear_lab's extension): the per-frame speech probabilities,
+batched (about every :data:`VAD_BATCH_MS` of audio, and always before a VAD or
+commit event and before ``session.updated``/``input_audio_buffer.cleared``).
 """
 
 from __future__ import annotations
@@ -30,15 +37,15 @@ import numpy as np
 
 from . import transcripts as tx
 from .audio import InputDecoder, fold_spectrum
-from .config import (SEMANTIC_WAITS_MS, ConfigError, SessionConfig, apply_beta, apply_ga,
-                     DEFAULT_SILENCE_MS)
+from .config import (SEMANTIC_WAITS_MS, VAD_PROBABILITIES, ConfigError, SessionConfig,
+                     apply_beta, apply_ga, DEFAULT_SILENCE_MS)
 from .engines import Recognition
-from .events import (AbortStream, Action, FeedAudio, FinishStream, Ids, OpenStream,
-                     RequestPartial, Send, error_event)
+from .events import (AbortStream, Action, CloseConnection, FeedAudio, FinishStream, Ids,
+                     OpenStream, RequestPartial, Send, error_event)
 from .turns import SpeechStart, TurnDetector
-from .vad import SpeechProbability
+from .vad import new_estimator
 
-__all__ = ["TranscriptionSession", "Prepared", "MAX_APPEND_BYTES", "MIN_COMMIT_MS"]
+__all__ = ["TranscriptionSession", "Prepared", "MAX_APPEND_BYTES", "MIN_COMMIT_MS", "VAD_BATCH_MS"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,8 @@ PARTIAL_EVERY_MS = 300
 RETAIN_MS = 30000
 """Audio kept outside an item, for padding and for manual commits in VAD mode."""
 SESSION_TTL_S = 3600
+VAD_BATCH_MS = 500
+"""Audio covered by one ``spear.vad.probabilities`` event (at most, unless flushed)."""
 _CONTINUATIONS = {"and", "but", "or", "so", "because", "the", "a", "an", "to", "of", "in",
                   "on", "with", "for", "at", "that", "if", "uh", "um", "my", "your", "is"}
 _UNSUPPORTED = {"conversation.item.create", "conversation.item.delete", "conversation.item.retrieve",
@@ -89,27 +98,37 @@ class TranscriptionSession:
     ``dialect`` is ``"ga"`` or ``"beta"``; ``beta_object`` picks the beta session
     flavour (``"realtime.transcription_session"`` for ``?intent=transcription``,
     ``"realtime.session"`` for ``?model=…``). ``clock`` gives Unix seconds (for
-    ``expires_at``), ``monotonic`` seconds for the idle timeout.
+    ``expires_at``), ``monotonic`` seconds for the idle timeout. ``vad``: the
+    frame estimator, ``"statistical"`` or ``"silero"`` (ValueError otherwise;
+    :class:`~spear_lab.server.silero.SileroUnavailable` if Silero cannot load).
+    ``lenient``: the legacy-client profile (nested session objects replaced, any
+    model name, GA transcription on from the start); default: OpenAI's behaviour.
     """
 
     def __init__(self, dialect: str = "ga", *, ids: Ids | None = None,
                  beta_object: str = "realtime.transcription_session",
                  url_model: str | None = None, default_silence_ms: int = DEFAULT_SILENCE_MS,
                  clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 vad: str = "statistical", lenient: bool = False) -> None:
         if dialect not in ("ga", "beta"):
             raise ValueError(f"unknown dialect {dialect!r}")
         self.dialect, self.beta_object = dialect, beta_object
         self.ids = ids or Ids()
         self._silence_default = default_silence_ms
         self._monotonic = monotonic
+        self.lenient = lenient
         tr_model = url_model if url_model and ("transcribe" in url_model or "whisper" in url_model) else None
-        self.config = SessionConfig.default(default_silence_ms, tr_model)
+        # OpenAI's GA sessions start with transcription null; beta and lenient ones on
+        self.config = SessionConfig.default(default_silence_ms, tr_model,
+                                            transcription=lenient or dialect == "beta")
         self.session_id = self.ids.new("sess")
         self.expires_at = int(clock()) + SESSION_TTL_S
         self._decoder = InputDecoder(self.config.format)
-        self._vad = SpeechProbability()
-        self._turns = TurnDetector()
+        self._vad = new_estimator(vad)
+        self._turns = TurnDetector.for_estimator(self._vad)
+        self._vad_batch: list[float] = []
+        self._vad_next = 0  # index of the first frame not yet reported
         self._ring = np.zeros(0, np.int16)
         self._ring_start = 0  # absolute index of _ring[0]
         self.position = 0  # 16 kHz samples appended this session
@@ -119,6 +138,7 @@ class TranscriptionSession:
         self._previous_item: str | None = None
         self._idle_anchor = 0
         self._idle_anchor_wall = monotonic()
+        self._idle_fired = False  # one timeout per idle period
         self._configure_turns()
 
     # ------------------------------------------------------------------ public API
@@ -209,12 +229,13 @@ class TranscriptionSession:
         if item is None:
             return []
         lp = tx.logprobs(rec) if self.config.logprobs else None
+        text = " ".join(rec.text.split())  # so that the deltas add up to it exactly
         if item.profile.deltas == tx.SINGLE:
-            pieces = [rec.text] if rec.text else []
+            pieces = [text] if text else []
         elif item.profile.deltas == tx.LIVE:
-            pieces = item.live.final(rec.text)
+            pieces, text = item.live.final(text)
         else:
-            pieces = tx.split_deltas(rec.text)
+            pieces = tx.split_deltas(text)
         delta_lps: list[list | None] = [None] * len(pieces)  # live deltas carry none
         if lp is not None and item.profile.deltas == tx.SINGLE and pieces:
             delta_lps = [lp]
@@ -222,10 +243,10 @@ class TranscriptionSession:
             delta_lps = [[entry] for entry in lp]
         out: list[Action] = [self._delta(item, p, d) for p, d in zip(pieces, delta_lps)]
         ms = ((item.end or item.start) - item.start) / _RATE
-        usage = tx.usage(item.profile.usage, ms, rec.text, (item.transcription or {}).get("prompt"))
+        usage = tx.usage(item.profile.usage, ms, text, (item.transcription or {}).get("prompt"))
         extra = {"logprobs": lp} if lp is not None else {}
         out.append(self._send("conversation.item.input_audio_transcription.completed",
-                              item_id=item.id, content_index=0, transcript=rec.text,
+                              item_id=item.id, content_index=0, transcript=text,
                               usage=usage, **extra))
         return out
 
@@ -239,20 +260,37 @@ class TranscriptionSession:
                                   "message": message, "param": None})]
 
     def tick(self) -> list[Action]:
-        """Check the wall-clock idle timeout."""
-        td = self.config.turn_detection
-        if not td or not td.get("idle_timeout_ms") or self._turns.in_speech:
-            return []
-        if (self._monotonic() - self._idle_anchor_wall) * 1000 >= td["idle_timeout_ms"]:
-            return self._idle_timeout()
-        return []
+        """Check the idle timeout (audio time or wall clock, whichever is first)."""
+        return self._flush_vad() + self._idle_timeout() if self._idle_due() else []
 
     def idle_deadline(self) -> float | None:
-        """Monotonic time at which :meth:`tick` should next be called, if any."""
+        """Monotonic time at which :meth:`tick` should next be called; None while it
+        cannot fire (no timeout set, already fired this idle period, speech going on,
+        or less than 100 ms buffered): the next client message re-asks."""
         td = self.config.turn_detection
-        if not td or not td.get("idle_timeout_ms"):
+        if not self._idle_armed():
             return None
-        return self._idle_anchor_wall + td["idle_timeout_ms"] / 1000.0
+        at = self._idle_anchor_wall + td["idle_timeout_ms"] / 1000.0
+        if at <= self._monotonic() and not self._idle_due():
+            return None
+        return at
+
+    def _idle_armed(self) -> bool:
+        td = self.config.turn_detection
+        return bool(td and td.get("idle_timeout_ms")) and not self._idle_fired \
+            and not self._turns.in_speech and self._pending is None
+
+    def _idle_start(self) -> int:
+        return max(self._idle_anchor, self._ring_start, self._buffer_start)
+
+    def _idle_due(self) -> bool:
+        """Idle for ``idle_timeout_ms`` and at least 100 ms of audio to commit."""
+        if not self._idle_armed():
+            return False
+        limit = self.config.turn_detection["idle_timeout_ms"]
+        idle = (self.position - self._idle_anchor >= limit * _RATE
+                or (self._monotonic() - self._idle_anchor_wall) * 1000 >= limit)
+        return idle and self.position - self._idle_start() >= MIN_COMMIT_MS * _RATE
 
     def close(self) -> list[Action]:
         """The connection is gone: drop every recogniser stream."""
@@ -320,9 +358,12 @@ class TranscriptionSession:
         ga = self.dialect == "ga"
         try:
             apply = apply_ga if ga else apply_beta
-            new = apply(self.config, ev["session"], self._silence_default)
+            new = apply(self.config, ev["session"], self._silence_default, self.lenient)
         except ConfigError as exc:
-            return [self._error(exc.code, str(exc), exc.param, eid)]
+            out = [self._error(exc.code, str(exc), exc.param, eid)]
+            if exc.close and not self.lenient:
+                out.append(CloseConnection(4000, f"invalid_request_error.{exc.code}"))
+            return out
         old, self.config = self.config, new
         if new.format != old.format:
             self._decoder = InputDecoder(new.format)
@@ -332,12 +373,13 @@ class TranscriptionSession:
                 self._turns.in_speech = True
                 self._turns.last_speech_ms = self.position // _RATE
         self._configure_turns()
+        out = self._flush_vad()
         if ga:
             name = "session.updated"
         else:
             name = "transcription_session.updated" if ev["type"].startswith("transcription") \
                 else "session.updated"
-        return [self._send(name, session=self._render())]
+        return out + [self._send(name, session=self._render())]
 
     def _decode_append(self, p: Prepared) -> Prepared:
         audio, eid = p.event.get("audio"), p.event_id
@@ -372,7 +414,8 @@ class TranscriptionSession:
                                 "Error committing input audio buffer: buffer too small. Expected "
                                 f"at least {MIN_COMMIT_MS}ms of audio, but buffer only has "
                                 f"{self.buffered_ms:.2f}ms of audio.", None, eid)]
-        out: list[Action] = []
+        out: list[Action] = self._flush_vad()
+        self._idle_fired = False  # a client commit ends an idle period
         item = self._pending
         if item is None:  # VAD mode, no speech in progress: commit what is kept
             item = self._open(max(self._buffer_start, self._ring_start), out)
@@ -382,13 +425,14 @@ class TranscriptionSession:
         return out
 
     def _on_clear(self, p: Prepared) -> list[Action]:
-        out: list[Action] = []
+        out: list[Action] = self._flush_vad()
         if self._pending is not None:
             out.append(AbortStream(self._pending.id))
             self._items.pop(self._pending.id, None)
             self._pending = None
         self._turns.reset(floor_ms=self.position // _RATE)
         self._buffer_start = self.position
+        self._idle_fired = False
         out.append(self._send("input_audio_buffer.cleared"))
         return out
 
@@ -397,6 +441,12 @@ class TranscriptionSession:
         out: list[Action] = []
         first = self.position
         self.position += len(pcm)
+        if self.config.vad_probabilities:
+            self._vad_batch += probs.tolist()
+            if len(self._vad_batch) * self._turns.frame_ms >= VAD_BATCH_MS:
+                out += self._flush_vad()
+        else:
+            self._vad_next += len(probs)
         self._ring = np.concatenate([self._ring, pcm])
         td = self.config.turn_detection
         if td is None:
@@ -404,8 +454,12 @@ class TranscriptionSession:
             if self._pending is None and len(pcm):
                 self._open(first, out)
         else:
-            for ev in self._turns.feed(probs):
+            turn_events = self._turns.feed(probs)
+            if turn_events:
+                out += self._flush_vad()
+            for ev in turn_events:
                 if isinstance(ev, SpeechStart):
+                    self._idle_fired = False  # speech ends an idle period
                     start = max(ev.audio_start_ms * _RATE, self._ring_start, self._buffer_start)
                     if self._pending is None:
                         item = self._open(start, out)
@@ -417,9 +471,8 @@ class TranscriptionSession:
                     out.append(self._send("input_audio_buffer.speech_stopped",
                                           audio_end_ms=ev.audio_end_ms, item_id=item.id))
                     self._commit(item, end, out)
-            if td.get("idle_timeout_ms") and not self._turns.in_speech and self._pending is None:
-                if self.position - self._idle_anchor >= td["idle_timeout_ms"] * _RATE:
-                    out += self._idle_timeout()
+            if self._idle_due():
+                out += self._flush_vad() + self._idle_timeout()
         if self._pending is not None:  # up to where VAD has decided (a stop can't come earlier)
             frontier = self.position if td is None else self._turns.position_ms * _RATE
             self._feed(self._pending, frontier, out)
@@ -431,6 +484,16 @@ class TranscriptionSession:
             self._ring_start = keep_from
         return out
 
+    def _flush_vad(self) -> list[Action]:
+        """The ``spear.vad.probabilities`` event of the frames not yet reported (if any)."""
+        batch, self._vad_batch = self._vad_batch, []
+        if not batch:
+            return []
+        start = self._turns.frame_start_ms(self._vad_next)
+        self._vad_next += len(batch)
+        return [self._send(VAD_PROBABILITIES, audio_start_ms=start, frame_ms=self._turns.frame_ms,
+                           probabilities=[round(p, 3) for p in batch])]
+
     def _open(self, start: int, out: list[Action]) -> _Item:
         tr = self.config.transcription
         item = _Item(self.ids.new("item"), start, start, tr, tx.profile_for(tr and tr["model"]))
@@ -438,7 +501,9 @@ class TranscriptionSession:
         self._pending = item
         if tr is not None:
             self._items[item.id] = item
-            out.append(OpenStream(item.id, tr.get("language"), tr.get("prompt")))
+            td = self.config.turn_detection
+            partials = item.profile.deltas == tx.LIVE or bool(td and td["type"] == "semantic_vad")
+            out.append(OpenStream(item.id, tr.get("language"), tr.get("prompt"), partials))
         return item
 
     def _feed(self, item: _Item, upto: int, out: list[Action]) -> None:
@@ -481,11 +546,12 @@ class TranscriptionSession:
 
     def _idle_timeout(self) -> list[Action]:
         out: list[Action] = []
-        start = max(self._idle_anchor, self._ring_start)
+        start = self._idle_start()
         item = self._open(start, out)
         out.append(self._send("input_audio_buffer.timeout_triggered",
                               audio_start_ms=start // _RATE,
                               audio_end_ms=self.position // _RATE, item_id=item.id))
         self._feed(item, self.position, out)
         self._commit(item, self.position, out)
+        self._idle_fired = True
         return out

@@ -33,8 +33,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import reccache
 from . import wire as wp
-from .engines import DEFAULT_ENGINE, Engine, EngineSpec, Recognition, RecognitionError, Word
+from .childenv import worker_environ
+from .engines import Engine, EngineSpec, engine_spec, Recognition, RecognitionError, Word
 
 __all__ = ["Stream", "Lane", "Recognizer", "ProcessRecognizer", "ThreadRecognizer"]
 
@@ -43,12 +45,18 @@ log = logging.getLogger(__name__)
 PartialCallback = Callable[[str], None]
 
 
+def _retrieved(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 class Stream:
     """One utterance on a lane. ``result`` resolves to a :class:`Recognition`."""
 
     def __init__(self, lane: Lane, sid: int, on_partial: PartialCallback | None) -> None:
         self.lane, self.sid, self.on_partial = lane, sid, on_partial
         self.result: asyncio.Future[Recognition] = asyncio.get_running_loop().create_future()
+        self.result.add_done_callback(_retrieved)  # a failure nobody awaits is not an error
         self.finishing = False
 
     def feed(self, pcm: np.ndarray) -> None:
@@ -98,13 +106,15 @@ class Lane(ABC):
         self.streams: dict[int, Stream] = {}
 
     def open(self, *, on_partial: PartialCallback | None = None, language: str | None = None,
-             prompt: str | None = None) -> Stream:
-        """Start a stream (the lane's previous engine state is carried over)."""
+             prompt: str | None = None, partials: bool = False) -> Stream:
+        """Start a stream (the lane's previous engine state is carried over);
+        ``partials``: partial hypotheses will be requested."""
         self._next += 1
         stream = Stream(self, self._next, on_partial)
         self.streams[stream.sid] = stream
         stream.result.add_done_callback(lambda _f, sid=stream.sid: self.streams.pop(sid, None))
-        self._op(wp.OPEN, stream, {"language": language, "prompt": prompt})
+        self._op(wp.OPEN, stream, {"language": language, "prompt": prompt,
+                                   "partials": partials})
         return stream
 
     @abstractmethod
@@ -126,6 +136,13 @@ class Lane(ABC):
 class Recognizer(ABC):
     """Factory of lanes bound to one event loop."""
 
+    @property
+    def cache_stats(self) -> reccache.CacheStats:
+        """Recognition-cache hits and misses of this recognizer (see :mod:`.reccache`)."""
+        if "_cache_stats" not in self.__dict__:
+            self.__dict__["_cache_stats"] = reccache.CacheStats()
+        return self.__dict__["_cache_stats"]
+
     @abstractmethod
     async def start(self) -> None:
         """Prepare workers (returns before models are loaded)."""
@@ -136,6 +153,10 @@ class Recognizer(ABC):
     @abstractmethod
     def lane(self) -> Lane:
         """A new lane (call after ``start``)."""
+
+    def describe(self) -> dict:
+        """The engine and model in use (JSON-able; empty until known)."""
+        return {}
 
     @abstractmethod
     async def aclose(self) -> None:
@@ -207,11 +228,13 @@ class _Worker:
         self.dead = False
         self.on_death: Callable[[_Worker], None] | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.engine_info: dict = {}
         self._reader: asyncio.Task | None = None
+        self.stats: reccache.CacheStats | None = None  # set by ProcessRecognizer
 
     async def spawn(self) -> None:
         root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
+        env = worker_environ()  # an allowlist without credentials (childenv.py)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         spec = json.dumps({"factory": self.spec.factory, "kwargs": self.spec.kwargs})
         self.proc = await asyncio.create_subprocess_exec(
@@ -248,7 +271,10 @@ class _Worker:
 
     def _dispatch(self, op: int, key: int, payload: dict) -> None:
         if op == wp.READY:
-            log.debug("recognition worker %d ready (pid %s)", self.index, payload.get("pid"))
+            self.engine_info = payload.get("engine") or {}
+            log.log(logging.INFO if self.index == 0 else logging.DEBUG,
+                    "recognition worker %d ready (pid %s): %s", self.index, payload.get("pid"),
+                    self.engine_info)
             self.ready.set_result(None)
         elif op == wp.FATAL:
             self.ready.set_exception(RecognitionError(payload["message"]))
@@ -266,6 +292,8 @@ class _Worker:
             stream = self.streams.pop(key, None)
             if stream is not None:
                 if op == wp.FINAL:
+                    if self.stats is not None:
+                        self.stats.record(bool(payload.get("cached")))
                     words = tuple(Word(t, float(lp), int(s), int(e)) for t, lp, s, e in payload["words"])
                     stream._resolve(Recognition(payload["text"], words, payload.get("state")))
                 else:
@@ -287,7 +315,8 @@ class _Worker:
         if self.on_death is not None:
             self.on_death(self)
 
-    async def close(self, timeout: float = 5.0) -> None:
+    async def close(self, timeout: float = 1.0) -> None:
+        """Ask the worker to stop (it drops queued work at once); kill it after ``timeout`` s."""
         self.on_death = None
         proc = self.proc
         if proc is not None and proc.returncode is None:
@@ -309,7 +338,8 @@ class ProcessRecognizer(Recognizer):
     Raises :class:`~spear_lab.server.engines.EngineUnavailable` at construction if
     the engine's cheap check fails (missing package or model path)."""
 
-    def __init__(self, spec: EngineSpec = DEFAULT_ENGINE, workers: int | None = None) -> None:
+    def __init__(self, spec: EngineSpec | None = None, workers: int | None = None) -> None:
+        spec = spec or engine_spec()
         spec.resolve().check(**spec.kwargs)
         self.spec = spec
         self.n = max(1, workers or os.cpu_count() or 1)
@@ -324,6 +354,7 @@ class ProcessRecognizer(Recognizer):
 
     async def _spawn(self, index: int) -> _Worker:
         w = _Worker(self.spec, index)
+        w.stats = self.cache_stats
         w.on_death = self._replace
         await w.spawn()
         return w
@@ -350,6 +381,10 @@ class ProcessRecognizer(Recognizer):
 
     async def wait_ready(self) -> None:
         await asyncio.gather(*(w.ready for w in self._workers))
+
+    def describe(self) -> dict:
+        info = next((w.engine_info for w in self._workers if w.engine_info), {})
+        return {**info, "workers": self.n}
 
     def lane(self) -> Lane:
         if self._closed or not self._workers:
@@ -439,7 +474,8 @@ class ThreadRecognizer(Recognizer):
     """Engine calls in a thread pool of this process. ``engine`` is an
     :class:`Engine` instance or an :class:`EngineSpec` built at ``start``."""
 
-    def __init__(self, engine: Engine | EngineSpec = DEFAULT_ENGINE, max_workers: int = 2) -> None:
+    def __init__(self, engine: Engine | EngineSpec | None = None, max_workers: int = 2) -> None:
+        engine = engine or engine_spec()
         self._engine_arg = engine
         self.engine: Engine | None = engine if isinstance(engine, Engine) else None
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="spear-recognizer")
@@ -448,7 +484,11 @@ class ThreadRecognizer(Recognizer):
     async def start(self) -> None:
         if self.engine is None:
             loop = asyncio.get_running_loop()
-            self.engine = await loop.run_in_executor(self._pool, self._engine_arg.build)
+            self.engine = reccache.wrap(await loop.run_in_executor(self._pool, self._engine_arg.build),
+                                        self._engine_arg, stats=self.cache_stats)
+
+    def describe(self) -> dict:
+        return self.engine.describe() if self.engine is not None else {}
 
     def lane(self) -> Lane:
         if self.engine is None:

@@ -67,9 +67,10 @@ class LiveDeltas:
     """Turns a sequence of partial hypotheses into append-only deltas.
 
     A word is emitted once it is *stable*: present, unchanged, in two consecutive
-    partials and not the last word of the newest one. Revisions of words already
-    emitted cannot be taken back; :meth:`final` then emits nothing more, and the
-    ``completed`` transcript is authoritative.
+    partials and not the last word of the newest one. Words already emitted cannot be
+    taken back, so :meth:`final` keeps them: the ``completed`` transcript is the
+    emitted words followed by the part of the final hypothesis that comes after them
+    (found by aligning the two word sequences), and the deltas always concatenate to it.
     """
 
     def __init__(self) -> None:
@@ -86,8 +87,16 @@ class LiveDeltas:
         self._prev = words
         return self._extend(" ".join(stable))
 
-    def final(self, text: str) -> list[str]:
-        return self._extend(text)
+    def final(self, text: str) -> tuple[list[str], str]:
+        """The last deltas and the completed transcript they add up to."""
+        text = " ".join(text.split())
+        pieces = self._extend(text)
+        if pieces or self.emitted == text:
+            return pieces, text
+        done = self.emitted.split()
+        tail = text.split()[_aligned_end(done, text.split()):]
+        target = " ".join(done + tail)
+        return self._extend(target), target
 
     def _extend(self, target: str) -> list[str]:
         if len(target) <= len(self.emitted):
@@ -98,6 +107,22 @@ class LiveDeltas:
         pieces = split_deltas(target, self.emitted)
         self.emitted = target
         return pieces
+
+
+def _plain(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalnum() or ch == "'")
+
+
+def _aligned_end(done: list[str], final: list[str]) -> int:
+    """Index in ``final`` just after the words that ``done`` already covers."""
+    import difflib
+    blocks = [b for b in difflib.SequenceMatcher(
+        None, [_plain(w) for w in done], [_plain(w) for w in final], autojunk=False
+    ).get_matching_blocks() if b.size]
+    if not blocks:
+        return min(len(done), len(final))
+    last = blocks[-1]
+    return min(len(final), last.b + last.size + (len(done) - last.a - last.size))
 
 
 def logprobs(rec: Recognition) -> list[dict]:

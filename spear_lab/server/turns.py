@@ -1,10 +1,12 @@
 """Turn segmentation: speech probabilities per frame -> speech start / stop.
 
 Sans-I/O and clock-free: positions are milliseconds of audio, so audio replayed
-faster than real time segments exactly like live audio. Frame ``i`` of the VAD
-looks at audio up to ``10 i + 25`` ms; it stands for the 10 ms that end there,
-``[10 i + 15, 10 i + 25)``, so a decision is due as soon as its audio has arrived
-(no waiting for the next chunk).
+faster than real time segments exactly like live audio. The frame geometry comes
+from the estimator (``frame_ms`` hop, ``lookahead_ms`` by which a frame's window
+reaches past its hop): frame ``i`` looks at audio up to ``F i + F + L`` ms and
+stands for the ``F`` ms that end there, ``[F i + L, F i + F + L)``, so a decision
+is due as soon as its audio has arrived (no waiting for the next chunk). The
+statistical VAD has F = 10, L = 15; Silero F = 32, L = 0.
 
 Rules (server_vad):
 
@@ -50,9 +52,14 @@ class TurnDetector:
     """
 
     def __init__(self, threshold: float = 0.5, prefix_padding_ms: int = 300,
-                 end_wait_ms: int = 500, lookahead_ms: int = LOOKAHEAD_MS) -> None:
-        """``lookahead_ms``: how far a frame's analysis window reaches past its hop
-        (15 ms for :class:`~spear_lab.server.vad.SpeechProbability`)."""
+                 end_wait_ms: int = 500, lookahead_ms: int = LOOKAHEAD_MS,
+                 frame_ms: int = FRAME_MS) -> None:
+        """``frame_ms``: hop between frames; ``lookahead_ms``: how far a frame's
+        analysis window reaches past its hop (10 and 15 ms for
+        :class:`~spear_lab.server.vad.SpeechProbability`)."""
+        if frame_ms <= 0 or lookahead_ms < 0:
+            raise ValueError(f"bad frame geometry: frame_ms={frame_ms}, lookahead_ms={lookahead_ms}")
+        self.frame_ms = frame_ms
         self.lookahead_ms = lookahead_ms
         self.threshold = threshold
         self.prefix_padding_ms = prefix_padding_ms
@@ -61,6 +68,16 @@ class TurnDetector:
         self.in_speech = False
         self.last_speech_ms = 0
         self.floor_ms = 0
+
+    @classmethod
+    def for_estimator(cls, estimator, **kwargs) -> TurnDetector:
+        """A detector with the frame geometry of ``estimator`` (its ``frame_ms`` and
+        ``lookahead_ms``); ``kwargs``: threshold, prefix_padding_ms, end_wait_ms."""
+        return cls(lookahead_ms=estimator.lookahead_ms, frame_ms=estimator.frame_ms, **kwargs)
+
+    def frame_start_ms(self, index: int) -> int:
+        """Start (ms) of the audio that frame ``index`` stands for."""
+        return index * self.frame_ms + self.lookahead_ms
 
     def reset(self, floor_ms: int | None = None) -> None:
         """Forget any speech in progress; padding will not reach before ``floor_ms``."""
@@ -77,9 +94,9 @@ class TurnDetector:
         """Consume frame probabilities (iterable of floats in [0, 1])."""
         events: list[SpeechStart | SpeechStop] = []
         for p in probs:
-            start_ms = self.frame * FRAME_MS + self.lookahead_ms
+            start_ms = self.frame * self.frame_ms + self.lookahead_ms
             self.frame += 1
-            end_ms = start_ms + FRAME_MS
+            end_ms = start_ms + self.frame_ms
             if p >= self.threshold:
                 if not self.in_speech:
                     self.in_speech = True
@@ -94,4 +111,4 @@ class TurnDetector:
     @property
     def position_ms(self) -> int:
         """Milliseconds of audio segmented so far."""
-        return self.frame * FRAME_MS + self.lookahead_ms
+        return self.frame * self.frame_ms + self.lookahead_ms

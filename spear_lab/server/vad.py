@@ -16,18 +16,66 @@ The model (chosen by measurement, see ``bench/bench_vad.py`` and docs/server.md)
    that the current frame is speech given all audio so far.
 
 Everything is computed from sample positions, never from wall clock.
+
+:func:`new_estimator` makes the estimator a server uses: this one
+(``"statistical"``) or Silero (``"silero"``, :mod:`.silero`); :func:`resolve_vad`
+turns the server option (``"auto"`` included) into one of them. Every estimator
+has ``process(pcm)`` and its frame geometry, ``frame_ms`` and ``lookahead_ms``.
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
-__all__ = ["SpeechProbability", "FRAME_MS", "LOOKAHEAD_MS"]
+__all__ = ["SpeechProbability", "FRAME_MS", "LOOKAHEAD_MS", "VAD_CHOICES", "resolve_vad",
+           "new_estimator"]
+
+log = logging.getLogger(__name__)
 
 FRAME_MS = 10
 """Hop between probability frames (ms)."""
 LOOKAHEAD_MS = 15
 """A frame's window reaches this far past its hop (25 ms window, 10 ms hop)."""
+
+VAD_CHOICES = ("auto", "silero", "statistical")
+"""Values of the server's ``vad`` option."""
+
+
+def resolve_vad(choice: str) -> str:
+    """``"silero"`` or ``"statistical"`` for the server option ``choice``.
+
+    ``"auto"`` is Silero when onnxruntime and the model file are there, else the
+    statistical model (with one log notice). ``"silero"`` that cannot load raises
+    :class:`~spear_lab.server.silero.SileroUnavailable` naming the cause;
+    an unknown ``choice`` raises ValueError.
+    """
+    if choice not in VAD_CHOICES:
+        raise ValueError(f"vad must be one of {', '.join(VAD_CHOICES)}, not {choice!r}")
+    if choice == "statistical":
+        return choice
+    from . import silero
+
+    if choice == "silero":
+        silero.shared_session()
+        return choice
+    reason = silero.unavailable_reason()
+    if reason is None:
+        return "silero"
+    log.warning("server VAD: Silero unavailable (%s); using the statistical VAD", reason)
+    return "statistical"
+
+
+def new_estimator(kind: str = "statistical"):
+    """A fresh estimator of ``kind`` (``"statistical"`` or ``"silero"``)."""
+    if kind == "statistical":
+        return SpeechProbability()
+    if kind == "silero":
+        from .silero import SileroSpeechProbability
+
+        return SileroSpeechProbability()
+    raise ValueError(f"unknown VAD estimator {kind!r} (expected 'statistical' or 'silero')")
 
 
 class SpeechProbability:
@@ -38,6 +86,8 @@ class SpeechProbability:
     Frame ``i`` covers samples ``[i*160, i*160+400)``.
     """
 
+    frame_ms = FRAME_MS
+    lookahead_ms = LOOKAHEAD_MS
     RATE = 16000
     HOP = 160
     WIN = 400

@@ -7,7 +7,8 @@ and the default one.  :func:`route` (called by CONNECT through
 :func:`spear_lab.transports.factory.open_transport`) turns a guest's params into a
 transport:
 
-- ``backend``: a backend name (default: the registry's default, ``local``);
+- ``backend``: a backend name (default: the registry's default, ``local``), first mapped
+  through ``HostConfig.routes`` (guest name → host backend, ``spear-lab run --route``);
 - ``model``: must be one of the backend's ``models`` when that list is set;
 - ``dialect``: ``"ga"`` or ``"beta"``, overriding the backend's;
 - ``ws_url``: honoured only when ``HostConfig.allow_guest_ws_url`` allows that URL
@@ -288,10 +289,11 @@ def default_registry() -> BackendRegistry:
 
 
 def registry_for(backends: Any) -> BackendRegistry:
-    """``HostConfig.backends`` as a registry: None → the default registry; a registry;
+    """``HostConfig.backends`` as a registry: None → the default registry overlaid with
+    ``$SPEAR_LAB_BACKENDS`` (:meth:`BackendRegistry.from_env`); a registry;
     a mapping (:meth:`BackendRegistry.from_dict`); or an iterable of backends."""
     if backends is None:
-        return default_registry()
+        return BackendRegistry.from_env()
     if isinstance(backends, BackendRegistry):
         return backends
     if isinstance(backends, Mapping):
@@ -310,15 +312,21 @@ def route(fd: "RtAsrFd", ctx: "HostContext") -> Transport:
     """
     try:
         registry = registry_for(ctx.config.backends)
+    except OSError as exc:  # an unreadable $SPEAR_LAB_BACKENDS (no host path to the guest)
+        raise refuse(f"host backend configuration is invalid: cannot read ${ENV_BACKENDS_FILE} "
+                     f"({type(exc).__name__})", final=True) from None
     except (TypeError, ValueError) as exc:
         raise refuse(f"host backend configuration is invalid: {exc}", final=True) from None
     requested = fd.param("backend")
     if requested is not None and (not isinstance(requested, str) or not requested):
         raise refuse("param backend must be a non-empty string")
+    routes = getattr(ctx.config, "routes", None) or {}
+    if requested is not None and requested in routes:
+        requested = routes[requested]
     backend = registry.get(requested) if requested is not None else (
         registry.get(registry.default) if registry.default else None)
     if requested is not None and backend is None:
-        raise refuse(f"unknown backend {requested!r} (configured: {', '.join(registry.names()) or 'none'})")
+        raise refuse(unknown_backend_message(requested, registry))
 
     ws_url = fd.param("ws_url")
     if ws_url is not None:
@@ -341,7 +349,15 @@ def route(fd: "RtAsrFd", ctx: "HostContext") -> Transport:
         fd, ctx.io, url=url, config=SessionConfig.from_params(fd.params, model),
         backend=backend.name, dialect=dialect, credential=credential,
         connect_timeout_s=_timeout(fd, backend.connect_timeout_s),
+        vad_probabilities=backend.kind == "embedded",  # the server's extension: Trace only
     )
+
+
+def unknown_backend_message(name: str, registry: BackendRegistry) -> str:
+    """``last_error`` for a backend name nothing routes: the known names and the fix."""
+    known = ", ".join(registry.names()) or "none"
+    return (f"unknown backend {name!r} (known: {known}; the host can route it, "
+            f"e.g. spear-lab run --route {name}=local)")
 
 
 def guest_url_allowed(url: str, policy: Any) -> bool:
@@ -436,7 +452,7 @@ def _start_embedded(server_cls: type, ctx: "HostContext") -> Any:
         params = inspect.signature(server_cls).parameters
     except (TypeError, ValueError):
         params = {}
-    kwargs = {}
+    kwargs = dict(getattr(ctx.config, "local_server", None) or {})
     for key, value in (("io", ctx.io), ("context", ctx), ("ctx", ctx)):
         if key in params:
             kwargs[key] = value

@@ -2,9 +2,13 @@
 
 ``transport`` other than ``"websocket"`` → the stub (§9; ``stub_mode: "realistic"`` for
 the energy-driven OpenAI-shaped events).  ``"websocket"`` → the backend routed by
-:mod:`spear_lab.transports.backends`; when routing fails the stub is used silently if the
-host allows it (``HostConfig.stub_fallback``, G13), else CONNECT fails with a clear
-``last_error``.
+:mod:`spear_lab.transports.backends`.  When routing fails (an unknown backend name, a
+model the backend does not offer) CONNECT fails with ``-EIO`` and a ``last_error`` naming
+the known backends, unless the stub may take over: the guest asked for it (rtasr param
+``fallback`` = ``{"to_stub":true}``, as for mic fds) or the host policy says so
+(``HostConfig.stub_fallback``, G13).  A fallback is announced once per host context with
+one WARNING line (:meth:`HostContext.warn_once`).  Final refusals (a missing credential,
+a refused ``ws_url``) never fall back.
 """
 
 from __future__ import annotations
@@ -41,7 +45,21 @@ def open_transport(fd: "RtAsrFd", ctx: "HostContext") -> Transport:
             raise ConnectRefused("no websocket backends configured")
         return route(fd, ctx)
     except ConnectRefused as exc:
-        if ctx.config.stub_fallback and not getattr(exc, "final", False):
-            log.warning("rtasr fd %d: %s; using the stub transport (stub_fallback)", fd.fd, exc)
+        if fallback_allowed(fd, ctx) and not getattr(exc, "final", False):
+            message = f"rtasr fd {fd.fd}: {exc}; using the stub transport instead"
+            warn = getattr(ctx, "warn_once", None)
+            if warn is not None:
+                warn("stub_fallback", message)
+            else:  # pragma: no cover - a context without the hook
+                log.warning("%s", message)
             return open_stub(fd, ctx)
         raise
+
+
+def fallback_allowed(fd: "RtAsrFd", ctx: "HostContext") -> bool:
+    """Whether the stub may replace a backend that cannot be routed: the guest's param
+    ``fallback`` is ``{"to_stub":true}``, or ``HostConfig.stub_fallback`` is on."""
+    fallback = fd.param("fallback")
+    if isinstance(fallback, dict) and fallback.get("to_stub") is True:
+        return True
+    return bool(ctx.config.stub_fallback)

@@ -8,6 +8,12 @@ Builds the bytes a transcription client sends, in two dialects:
   ``input_audio_format``, ``input_audio_transcription``, ``turn_detection`` and
   ``input_audio_noise_reduction``; header ``OpenAI-Beta: realtime=v1``.
 
+The embedded server's wire extension (never sent to other backends): ``include``
+listing :data:`VAD_PROBABILITIES` makes the server send events of that type, the
+per-frame speech probability (the server's session echo does not list the value);
+:func:`host_only_event` recognises them so that the transport can keep them from the
+guest.
+
 Everything here returns compact JSON bytes with sorted keys (the host's JSON style).
 Audio is pcm16, 24 kHz, mono; ``input_audio_buffer.append`` carries it as standard
 base64 with padding, split so that no event exceeds :data:`MAX_EVENT_BYTES`.
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,6 +41,9 @@ TRANSCRIPTION_QUERY = "intent=transcription"
 
 COMMIT = b'{"type":"input_audio_buffer.commit"}'
 CLEAR = b'{"type":"input_audio_buffer.clear"}'
+#: The ``include`` value and event type of the embedded server's VAD extension.
+VAD_PROBABILITIES = "spear.vad.probabilities"
+_VAD_MARK = VAD_PROBABILITIES.encode()
 _APPEND_HEAD = b'{"audio":"'
 _APPEND_TAIL = b'","type":"input_audio_buffer.append"}'
 _APPEND_OVERHEAD = len(_APPEND_HEAD) + len(_APPEND_TAIL)
@@ -122,6 +131,27 @@ def session_update(dialect: str, config: SessionConfig, turn_detection: dict[str
     if config.include is not None:
         session["include"] = list(config.include)
     return dumpb({"type": kind, "session": session})
+
+
+def with_include(config: SessionConfig, value: str) -> SessionConfig:
+    """``config`` whose ``include`` also lists ``value`` (unchanged if it does)."""
+    include = config.include or ()
+    return config if value in include else replace(config, include=(*include, value))
+
+
+def host_only_event(data: bytes) -> dict | None:
+    """The parsed event when ``data`` is a :data:`VAD_PROBABILITIES` event with an
+    ``audio_start_ms``, a ``frame_ms`` and a list of ``probabilities``; else None."""
+    if _VAD_MARK not in data[:64]:
+        return None
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or obj.get("type") != VAD_PROBABILITIES:
+        return None
+    ok = all(isinstance(obj.get(k), (int, float)) for k in ("audio_start_ms", "frame_ms"))
+    return obj if ok and isinstance(obj.get("probabilities"), list) else None
 
 
 def turn_detection_update(dialect: str, turn_detection: dict[str, Any] | None) -> bytes:

@@ -9,7 +9,11 @@ I/O loop (with a sender and a receiver task while connected):
 3. sender: send items taken from the fd (audio → ``input_audio_buffer.append``, control
    texts verbatim), run the client-commit check every 5 ms when idle (fix G15), send a
    turn-detection-only update when the fd's segmentation changes (G30);
-4. receiver: every frame goes to the fd unchanged.
+4. receiver: every frame goes to the fd unchanged — except, with
+   ``vad_probabilities`` (the embedded ``local`` backend), the server's
+   ``spear.vad.probabilities`` events: they go to the fd table's listeners as a
+   ``"vad"`` note (the Trace, the explorer's tap) and never to the guest (unless its
+   own ``include`` asked for them), so the guest sees exactly the OpenAI stream.
 
 Outcomes: a close frame from the peer → :meth:`RtAsrFd.hang_up` (sticky HUP, fix G16);
 any other failure → :meth:`RtAsrFd.fail` with a secret-free message; closing the fd →
@@ -32,9 +36,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.protocol import State
 
+from ..abi.constants import RtasrState
 from ..fds.segmentation import CLIENT_COMMIT, turn_detection
 from . import protocol
 from .protocol import GA, SessionConfig
+from .teardown import abort, close_outcome, describe
 
 if TYPE_CHECKING:
     from ..fds.rtasr import RtAsrFd
@@ -118,6 +124,8 @@ class RealtimeWsTransport:
     ``url`` is the session URL or a callable returning it (run in a worker thread at
     connect time, e.g. to start the embedded server).  ``credential`` is sent as a
     Bearer token when given.  ``dialect`` is ``"ga"`` or ``"beta"``.
+    ``vad_probabilities`` asks the server for its per-frame speech probabilities
+    (the embedded server's extension, see the module docstring).
     """
 
     name = "websocket"
@@ -126,9 +134,15 @@ class RealtimeWsTransport:
                  config: SessionConfig, backend: str | None = None, dialect: str = GA,
                  credential: Secret | None = None,
                  connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
-                 max_event_bytes: int = protocol.MAX_EVENT_BYTES) -> None:
+                 max_event_bytes: int = protocol.MAX_EVENT_BYTES,
+                 vad_probabilities: bool = False) -> None:
         self.backend = backend
         self.dialect = protocol.check_dialect(dialect)
+        # The guest's own include asking for the extension sees it; otherwise it is hidden.
+        self._hide_vad = vad_probabilities and protocol.VAD_PROBABILITIES not in (config.include or ())
+        self.vad_probabilities = vad_probabilities
+        if vad_probabilities:
+            config = protocol.with_include(config, protocol.VAD_PROBABILITIES)
         self.config = config
         self.connect_timeout_s = connect_timeout_s
         self.max_event_bytes = max_event_bytes
@@ -148,6 +162,8 @@ class RealtimeWsTransport:
         self._sent_td: object = None
         #: Audio bytes sent since the last commit/clear went out (for flush on close).
         self.audio_since_commit = 0
+        #: What interrupted a send when the connection ended under it (for last_error).
+        self._send_error: BaseException | None = None
         self.phase = "new"
 
     # -- Transport protocol (called with the table lock held: schedule only) -------------
@@ -223,6 +239,14 @@ class RealtimeWsTransport:
         log.warning("rtasr fd %d (%s): %s", self._fd.fd, self.backend, message)
         self._fd.fail(message)
 
+    def _ensure_outcome(self) -> None:
+        """The connection ended without the fd being told how: never leave it looking
+        connected (a guest waiting on it would wait forever)."""
+        fd = self._fd
+        if not fd.closed and not fd.peer_closed and fd.state is not RtasrState.ERROR:
+            self._fail("websocket closed (transport ended unexpectedly"
+                       + (f": {describe(self._send_error)})" if self._send_error else ")"))
+
     # -- the connection ---------------------------------------------------------------------
 
     async def _main(self) -> None:
@@ -253,14 +277,15 @@ class RealtimeWsTransport:
                     try:
                         await asyncio.wait_for(asyncio.shield(receiver), CLOSE_TIMEOUT_S)
                     except TimeoutError:
-                        self._fail("websocket send failed: connection closed")
+                        self._fail("websocket send failed: connection closed"
+                                   + (f" ({describe(self._send_error)})" if self._send_error else ""))
         except _Failure as exc:
             self._fail(str(exc))
         except asyncio.CancelledError:
             if not self._stop_evt.is_set():
                 raise  # the loop is shutting down
         except Exception as exc:  # a bug or an unexpected library error: report, never crash
-            self._fail(f"websocket failed: {type(exc).__name__}")
+            self._fail(f"websocket failed: {describe(exc)}")
         finally:
             for t in tasks:
                 t.cancel()
@@ -270,6 +295,8 @@ class RealtimeWsTransport:
                 await self._close(ws, flush=False)
             self._ws = None
             self.phase = "closed"
+            if not self._stop_evt.is_set():
+                self._ensure_outcome()
 
     async def _open(self) -> ClientConnection:
         """Resolve the URL, then complete the handshake within ``connect_timeout_s``, or
@@ -330,11 +357,13 @@ class RealtimeWsTransport:
         except (TimeoutError, ConnectionClosed, OSError):
             pass
         except asyncio.CancelledError:
-            ws.transport.abort()
+            abort(ws)
             raise
+        except Exception as exc:  # best effort: the outcome is already on the fd
+            log.debug("rtasr fd %d: closing the websocket: %s", self._fd.fd, self._scrub(describe(exc)))
         finally:
             if ws.state is not State.CLOSED:
-                ws.transport.abort()
+                abort(ws)
 
     async def _receive(self, ws: ClientConnection) -> None:
         """Queue every frame on the fd unchanged until the connection ends."""
@@ -342,18 +371,36 @@ class RealtimeWsTransport:
         try:
             while True:
                 data = await ws.recv(decode=False)
-                fd.push_event(data if isinstance(data, bytes) else bytes(data))
+                data = data if isinstance(data, bytes) else bytes(data)
+                if self.vad_probabilities and self._host_only(data):
+                    continue
+                fd.push_event(data)
         except ConnectionClosed as exc:
             if self._stop_evt.is_set():
                 return
             peer, message = close_outcome(exc)
+            message = self._scrub(message)  # a close reason may echo the credential
             if peer:
                 log.info("rtasr fd %d: %s", fd.fd, message)
                 fd.hang_up(message)
             else:
                 self._fail(message)
         except Exception as exc:
-            self._fail(f"websocket read failed: {type(exc).__name__}")
+            self._fail(f"websocket read failed: {describe(exc)}")
+
+    def _host_only(self, data: bytes) -> bool:
+        """Note a VAD probability event for the table's listeners; True when it must
+        not reach the guest (it did not ask for the extension itself)."""
+        ev = protocol.host_only_event(data)
+        if ev is None:
+            return False
+        fd = self._fd
+        with fd.table.lock:
+            if fd.table.listeners:
+                fd.table.note(fd.fd, "vad", {"audio_start_ms": ev["audio_start_ms"],
+                                             "frame_ms": ev["frame_ms"],
+                                             "probabilities": ev["probabilities"]})
+        return self._hide_vad
 
     async def _send(self, ws: ClientConnection) -> str:
         """Send the configuration, then fd items until stopped; ``"closed"`` when the
@@ -388,7 +435,16 @@ class RealtimeWsTransport:
         except ConnectionClosed:
             return "closed"
         except Exception as exc:
-            self._fail(f"websocket send failed: {type(exc).__name__}")
+            if ws.state is not State.OPEN:
+                # The connection ended under this send: websockets then aborts the
+                # transport, and CPython's asyncio raises AttributeError from abort()
+                # when a closing transport has already drained and detached (see
+                # agronholm/anyio#1250).  The receiver reports how it really ended.
+                self._send_error = exc
+                log.debug("rtasr fd %d: send interrupted by the close: %s", fd.fd,
+                          self._scrub(describe(exc)))
+                return "closed"
+            self._fail(f"websocket send failed: {describe(exc)}")
             return "failed"
 
     async def _segmentation_changed(self, ws: ClientConnection) -> None:
@@ -414,24 +470,6 @@ class RealtimeWsTransport:
         if kind in _COMMIT_TYPES:
             self.audio_since_commit = 0
         fd.control_sent()
-
-
-def close_outcome(exc: ConnectionClosed) -> tuple[bool, str]:
-    """``(peer_closed, last_error)`` for a connection that ended with ``exc``.
-
-    The peer closed when it sent a close frame first (or only it did); anything else is
-    a failure: a lost connection, or a close this side started after a protocol error.
-    """
-    rcvd, sent = exc.rcvd, exc.sent
-    if rcvd is not None and (sent is None or exc.rcvd_then_sent):
-        if rcvd.code in (1000, 1001, 1005):
-            return True, "websocket closed by peer"
-        reason = f": {rcvd.reason}" if rcvd.reason else ""
-        return True, f"websocket closed by peer (code {rcvd.code}{reason})"
-    if sent is not None:
-        reason = f": {sent.reason}" if sent.reason else ""
-        return False, f"websocket read failed (code {sent.code}{reason})"
-    return False, "websocket closed (connection lost without a close frame)"
 
 
 async def _settle(tasks: list[asyncio.Task]) -> None:

@@ -29,6 +29,9 @@ GUESTS = ROOT / "guests"
 BUILD = GUESTS / "build"
 
 C_GUESTS = ["realtime_asr", "mic_rtasr", "epoll_tour", "backpressure", "sdk_selftest"]
+#: guests/compat: the reference SDK's API forms, built with -Wall -Werror in C and in C++.
+COMPAT_GUESTS = ["asr_transcribe", "compat_api", "compat_api_cpp", "asr_transcribe_cxx"]
+C_GUESTS += COMPAT_GUESTS
 WAT_GUESTS = ["link_all", "epoll_basics", "nomem", "spin", "block"]
 ALL_GUESTS = C_GUESTS + WAT_GUESTS
 

@@ -41,6 +41,13 @@ def server():
 
 
 @pytest.fixture(scope="session")
+def lenient_server():
+    """A server in the lenient (legacy-client) profile, 1 recognition worker."""
+    with EmbeddedServer(workers=1, lenient=True) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
 def det_server():
     """A deterministic server (counter ids, fixed clock, lock-step recognition)."""
     with EmbeddedServer(workers=1, deterministic=True) as srv:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from spear_lab.server import protocol
 from spear_lab.server.engines import Recognition, Word
-from spear_lab.server.events import (AbortStream, FeedAudio, FinishStream, Ids, OpenStream,
+from spear_lab.server.events import (AbortStream, CloseConnection, FeedAudio, FinishStream, Ids, OpenStream,
                                      RequestPartial, Send)
 from spear_lab.server.protocol import TranscriptionSession
 from srvkit import COMPLETED, DELTA, FAILED, b64, silence
@@ -25,9 +26,15 @@ class FakeClock:
         return self.t
 
 
-def make(dialect: str = "ga", **kw) -> TranscriptionSession:
+def make(dialect: str = "ga", transcribe: bool = True, **kw) -> TranscriptionSession:
+    """A session; ``transcribe``: start with gpt-4o-transcribe on, as if the client's
+    first update had set it (OpenAI's GA sessions start with transcription off)."""
     kw.setdefault("monotonic", FakeClock())
-    return TranscriptionSession(dialect, ids=Ids(True), clock=lambda: 1_000_000, **kw)
+    s = TranscriptionSession(dialect, ids=Ids(True), clock=lambda: 1_000_000, **kw)
+    if transcribe and s.config.transcription is None:
+        s.config = replace(s.config, transcription={"model": "gpt-4o-transcribe",
+                                                    "language": None, "prompt": ""})
+    return s
 
 
 def sends(actions) -> list[dict]:
@@ -80,7 +87,7 @@ def the_error(actions) -> dict:
 # ---------------------------------------------------------------- session objects
 
 def test_ga_session_created_carries_effective_config():
-    s = make("ga")
+    s = make("ga", transcribe=False)
     (ev,) = sends(s.start())
     assert ev["type"] == "session.created" and ev["event_id"] == "event_000001"
     sess = ev["session"]
@@ -89,7 +96,7 @@ def test_ga_session_created_carries_effective_config():
     assert sess["id"] == "sess_000001" and sess["expires_at"] == 1_000_000 + 3600
     inp = sess["audio"]["input"]
     assert inp["format"] == {"type": "audio/pcm", "rate": 24000}
-    assert inp["transcription"]["model"] == "gpt-4o-transcribe"
+    assert inp["transcription"] is None  # as OpenAI's GA sessions start
     assert inp["turn_detection"] == {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
                                      "silence_duration_ms": 200, "idle_timeout_ms": None}
     assert inp["noise_reduction"] is None and sess["include"] == []
@@ -142,7 +149,7 @@ def test_ga_update_all_fields_and_semantic_vad():
         "type": "transcription", "include": ["item.input_audio_transcription.logprobs"],
         "audio": {"input": {
             "format": {"type": "audio/pcma"},
-            "transcription": {"model": "gpt-realtime-whisper", "delay": "low", "language": "en"},
+            "transcription": {"model": "gpt-4o-transcribe", "delay": "low", "language": "en"},
             "noise_reduction": {"type": "near_field"},
             "turn_detection": {"type": "semantic_vad", "eagerness": "high"}}}}}))
     sess = sends(out)[0]["session"]
@@ -238,7 +245,7 @@ GA_BAD_UPDATES = [
     ({"type": "session.update", "session": {"type": "transcription", "voice": "x"}},
      "unknown_parameter", "session.voice"),
     ({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
-        "format": {"type": "audio/pcm", "rate": 16000}}}}}, "invalid_value", "session.audio.input.format.rate"),
+        "format": {"type": "audio/pcm", "rate": 16000}}}}}, "integer_below_min_value", "session.audio.input.format.rate"),
     ({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
         "format": {"type": "audio/flac"}}}}}, "invalid_value", "session.audio.input.format.type"),
     ({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
@@ -625,3 +632,112 @@ def test_no_event_crashes_the_session(dialect, kind, data, audio, eid):
             assert e["type"] != "error" or e["error"]["code"] != "server_error", e
     assert types(s.receive(json.dumps({"type": "input_audio_buffer.clear"}))) == \
         ["input_audio_buffer.cleared"]
+
+
+# ---------------------------------------------------------------- OpenAI profile (issue 13)
+
+def test_idle_timeout_fires_once_per_idle_period(one_sentence):
+    s = make()
+    update(s, td={"type": "server_vad", "idle_timeout_ms": 5000})
+    evs = vad_run(s, silence(16000))  # three timeouts' worth of silence
+    assert [e["type"] for e in evs].count("input_audio_buffer.timeout_triggered") == 1
+    evs = vad_run(s, one_sentence + silence(6000))  # speech ends the idle period
+    kinds = [e["type"] for e in evs]
+    assert kinds.index("input_audio_buffer.speech_started") < kinds.index(
+        "input_audio_buffer.timeout_triggered")
+    assert kinds.count("input_audio_buffer.timeout_triggered") == 1
+
+
+def test_idle_timeout_never_commits_under_100_ms():
+    clock = FakeClock()
+    s = make(monotonic=clock)
+    update(s, td={"type": "server_vad", "idle_timeout_ms": 5000})
+    append(s, silence(60))
+    clock.t += 6.0
+    assert s.tick() == [] and s.idle_deadline() is None  # nothing to commit: no event, no spin
+    evs = sends(append(s, silence(60)))  # 120 ms now: the overdue timeout fires
+    assert [e["type"] for e in evs][:2] == ["input_audio_buffer.timeout_triggered",
+                                            "input_audio_buffer.committed"]
+    assert evs[0]["audio_end_ms"] - evs[0]["audio_start_ms"] >= 100
+    clock.t += 6.0
+    assert s.tick() == [] and s.idle_deadline() is None  # fired already this idle period
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_partial_updates_merge(dialect):
+    s = make(dialect)
+    update(s, transcription={"model": "whisper-1", "prompt": "names: Ada"},
+           td={"type": "server_vad", "threshold": 0.8, "silence_duration_ms": 900})
+    update(s, transcription={"language": "de"})
+    assert s.config.transcription == {"model": "whisper-1", "language": "de", "prompt": "names: Ada"}
+    update(s, td={"prefix_padding_ms": 100})  # no type: the current one
+    assert s.config.turn_detection == {"type": "server_vad", "threshold": 0.8, "prefix_padding_ms": 100,
+                                       "silence_duration_ms": 900, "idle_timeout_ms": None}
+    update(s, td={"type": "server_vad", "silence_duration_ms": 300})
+    assert s.config.turn_detection["threshold"] == 0.8
+    update(s, td={"type": "semantic_vad"})  # another type starts from its defaults
+    assert s.config.turn_detection == {"type": "semantic_vad", "eagerness": "auto"}
+    update(s, td=None)
+    assert s.config.turn_detection is None
+    err = the_error(update(s, td={"silence_duration_ms": 300}))  # nothing to merge into
+    assert err["code"] == "invalid_value" and err["param"].endswith("turn_detection.type")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_lenient_updates_replace(dialect):
+    s = make(dialect, lenient=True)
+    update(s, transcription={"model": "whisper-1", "prompt": "names: Ada"},
+           td={"type": "server_vad", "threshold": 0.8})
+    update(s, transcription={"language": "de"})
+    assert s.config.transcription == {"model": "gpt-4o-transcribe", "language": "de", "prompt": ""}
+    update(s, td={"type": "server_vad", "silence_duration_ms": 300})
+    assert s.config.turn_detection["threshold"] == 0.5
+
+
+def test_ga_starts_without_transcription_beta_and_lenient_with():
+    assert make("ga", transcribe=False).config.transcription is None
+    assert make("ga", transcribe=False, lenient=True).config.transcription["model"] == "gpt-4o-transcribe"
+    assert make("beta", transcribe=False).config.transcription["model"] == "gpt-4o-transcribe"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_unknown_model_is_invalid_model_and_closes_4000(dialect):
+    s = make(dialect)
+    before = s.config
+    out = update(s, transcription={"model": "gpt-9-transcribe"}, eid="m")
+    err = sends(out)[0]["error"]
+    assert (err["code"], err["event_id"]) == ("invalid_model", "m")
+    assert err["message"] == 'Model "gpt-9-transcribe" is not supported in transcription mode.'
+    assert [(a.code, a.reason) for a in out if isinstance(a, CloseConnection)] == [
+        (4000, "invalid_request_error.invalid_model")]
+    assert s.config == before
+    lenient = make(dialect, lenient=True)
+    update(lenient, transcription={"model": "gpt-9-transcribe"})
+    assert lenient.config.transcription["model"] == "gpt-9-transcribe"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_realtime_whisper_needs_turn_detection_null(dialect):
+    s = make(dialect)
+    err = the_error(update(s, transcription={"model": "gpt-realtime-whisper"},
+                           td={"type": "server_vad"}))
+    assert err["message"] == "Turn detection is not supported for this transcription model."
+    assert err["param"].endswith("turn_detection")
+    update(s, transcription={"model": "gpt-realtime-whisper"})  # omitted: off
+    assert s.config.turn_detection is None
+    assert the_error(update(s, td={"type": "semantic_vad"}))["param"].endswith("turn_detection")
+    lenient = make(dialect, lenient=True)
+    update(lenient, transcription={"model": "gpt-realtime-whisper"}, td={"type": "server_vad"})
+    assert lenient.config.turn_detection["type"] == "server_vad"
+
+
+@pytest.mark.parametrize("rate,code,words", [
+    (16000, "integer_below_min_value", "Expected a value >= 24000, but got 16000"),
+    (48000, "integer_above_max_value", "Expected a value <= 24000, but got 48000")])
+def test_unsupported_rate_codes(rate, code, words):
+    s = make()
+    err = the_error(update(s, format={"type": "audio/pcm", "rate": rate}))
+    assert err["code"] == code and words in err["message"]
+    assert err["param"] == "session.audio.input.format.rate"
+    err = the_error(update(make(lenient=True), format={"type": "audio/pcm", "rate": rate}))
+    assert err["code"] == "invalid_value"

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-import types
 
 import numpy as np
 import pytest
 
-from spear_lab.server import audio, engines, transcripts as tx
+from spear_lab.server import audio, transcripts as tx
 from spear_lab.server.audio import InputDecoder, Resampler, fold_spectrum
-from spear_lab.server.engines import (EngineUnavailable, FasterWhisperEngine, PocketSphinxEngine,
+from spear_lab.server.engines import (PocketSphinxEngine,
                                       Recognition, Word)
 from spear_lab.server.turns import SpeechStart, SpeechStop, TurnDetector
 from spear_lab.server.vad import SpeechProbability
@@ -167,43 +165,3 @@ def test_pocketsphinx_stream_is_reproducible_and_carries_state(one_sentence):
     s.close()
     s.close()
     assert eng.open_stream().finish().text == ""  # empty utterance
-
-
-def test_faster_whisper_missing_package_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "faster_whisper", None)
-    monkeypatch.setattr(engines.importlib.util, "find_spec",
-                        lambda name: None if name == "faster_whisper" else object())
-    with pytest.raises(EngineUnavailable, match=r"pip install 'spear-lab\[whisper\]'"):
-        FasterWhisperEngine(str(tmp_path))
-
-
-def test_faster_whisper_adapter_with_a_stand_in_module(monkeypatch, tmp_path):
-    calls = {}
-
-    class Model:
-        def __init__(self, path, **kw):
-            calls["init"] = (path, kw)
-
-        def transcribe(self, audio, **kw):
-            calls["audio"], calls["kw"] = audio, kw
-            seg = types.SimpleNamespace(text=" Hello world.", words=[
-                types.SimpleNamespace(word=" Hello", probability=0.5, start=0.0, end=0.4),
-                types.SimpleNamespace(word=" world.", probability=1.0, start=0.4, end=0.9)])
-            return iter([seg]), None
-    monkeypatch.setitem(sys.modules, "faster_whisper", types.SimpleNamespace(WhisperModel=Model))
-    monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: object())
-    with pytest.raises(EngineUnavailable, match="model.bin"):
-        FasterWhisperEngine(str(tmp_path))
-    (tmp_path / "model.bin").write_bytes(b"")
-    eng = FasterWhisperEngine(str(tmp_path), compute_type="int8")
-    assert calls["init"][0] == str(tmp_path) and calls["init"][1]["local_files_only"] is True
-    s = eng.open_stream(language="en", prompt="greetings")
-    s.accept(np.full(800, 16384, np.int16))
-    s.accept(np.zeros(800, np.int16))
-    r = s.finish()
-    assert r.text == "Hello world."
-    assert [w.text for w in r.words] == ["Hello", "world."]
-    assert r.words[0].logprob == pytest.approx(np.log(0.5)) and r.words[1].start_ms == 400
-    assert calls["audio"].dtype == np.float32 and len(calls["audio"]) == 1600
-    assert calls["audio"][0] == pytest.approx(0.5)
-    assert calls["kw"]["language"] == "en" and calls["kw"]["initial_prompt"] == "greetings"

@@ -30,15 +30,22 @@ async def first_event(url: str, headers=None, **kw) -> dict:
         await c.close()
 
 
-@pytest.mark.parametrize("query", ["?intent=transcription", "?model=gpt-4o-transcribe",
-                                   "?model=gpt-realtime", ""])
-def test_url_shapes_ga(server, query):
+@pytest.mark.parametrize("query,model", [("?intent=transcription", None),
+                                         ("?model=gpt-4o-transcribe", "gpt-4o-transcribe"),
+                                         ("?model=gpt-realtime", None)])
+def test_url_shapes_ga(server, query, model):
+    """GA sessions start with transcription off, unless the URL names a transcription model."""
     ev = asyncio.run(first_event(base(server.url) + query))
     assert ev["type"] == "session.created"
     assert ev["session"]["type"] == "transcription"
-    model = ev["session"]["audio"]["input"]["transcription"]["model"]
-    assert model == ("gpt-4o-transcribe" if "realtime" in query or not query else
-                     query.split("=")[1] if "model" in query else "gpt-4o-transcribe")
+    tr = ev["session"]["audio"]["input"]["transcription"]
+    assert (tr and tr["model"]) == model
+
+
+def test_lenient_url_shapes(lenient_server):
+    """The lenient profile accepts a bare URL and starts with transcription on."""
+    ev = asyncio.run(first_event(base(lenient_server.url)))
+    assert ev["session"]["audio"]["input"]["transcription"]["model"] == "gpt-4o-transcribe"
 
 
 def test_short_path_and_unknown_path(server):
@@ -52,8 +59,8 @@ def test_short_path_and_unknown_path(server):
 @pytest.mark.parametrize("query,kind,obj", [
     ("?intent=transcription", "transcription_session.created", "realtime.transcription_session"),
     ("?model=gpt-realtime", "session.created", "realtime.session")])
-def test_beta_header_selects_beta_shape(server, query, kind, obj):
-    ev = asyncio.run(first_event(base(server.url) + query, BETA))
+def test_beta_header_selects_beta_shape(lenient_server, query, kind, obj):
+    ev = asyncio.run(first_event(base(lenient_server.url) + query, BETA))
     assert ev["type"] == kind and ev["session"]["object"] == obj
     assert ev["session"]["input_audio_format"] == "pcm16"
 
@@ -65,7 +72,7 @@ def test_strict_ga_rejects_beta_with_4000():
         with pytest.raises(ConnectionClosed) as info:
             await c.recv()
         return ev, info.value.rcvd.code
-    with EmbeddedServer(workers=1, strict_ga=True) as srv:
+    with EmbeddedServer(workers=1, strict_ga=True, lenient=True) as srv:
         ev, code = asyncio.run(run(srv.url))
         assert code == 4000
         assert ev["type"] == "error"
@@ -77,18 +84,39 @@ def test_strict_ga_rejects_beta_with_4000():
 
 def test_server_option_selects_beta_without_header():
     with EmbeddedServer(workers=1, dialect="beta") as srv:
-        assert asyncio.run(first_event(srv.url))["type"] == "transcription_session.created"
+        assert asyncio.run(first_event(srv.url, dialect="beta"))["type"] == \
+            "transcription_session.created"
+        # the server's own dialect accepts the beta header too
+        assert asyncio.run(first_event(srv.url, BETA))["type"] == "transcription_session.created"
+
+
+async def refused(url: str, headers=None, **kw) -> tuple[dict, int, str]:
+    """The error event and close code/reason of a connection the server refuses."""
+    c = await Client.open(url, headers, **kw)
+    ev = await c.recv()
+    with pytest.raises(ConnectionClosed) as info:
+        await c.recv()
+    return ev, info.value.rcvd.code, info.value.rcvd.reason
 
 
 def test_auth_checks_key_and_never_leaks_it(caplog):
+    """OpenAI profile: a bad or missing key is refused after the upgrade with
+    invalid_api_key and close 3000; lenient: HTTP 401 before it."""
     key = "sk-test-SECRET-1234567890"
     caplog.set_level(logging.DEBUG)
-    with EmbeddedServer(workers=1, api_key=key, require_auth=True) as srv:
+    with EmbeddedServer(workers=1, api_key=key, require_auth=True, lenient=True) as srv:
         for headers in ({}, {"Authorization": "Bearer wrong"}):
             with pytest.raises(InvalidStatus) as info:
                 asyncio.run(first_event(srv.url, headers))
             assert info.value.response.status_code == 401
             assert key.encode() not in info.value.response.body
+    with EmbeddedServer(workers=1, api_key=key, require_auth=True) as srv:
+        for headers, words in (({}, "didn't provide an API key"),
+                               ({"Authorization": "Bearer wrong"}, "Incorrect API key")):
+            ev, code, reason = asyncio.run(refused(srv.url, headers))
+            assert (ev["type"], ev["error"]["code"], code) == ("error", "invalid_api_key", 3000)
+            assert words in ev["error"]["message"] and key not in json.dumps(ev)
+            assert reason == "invalid_request_error.invalid_api_key"
         ev = asyncio.run(first_event(srv.url, {"Authorization": f"Bearer {key}"}))
         assert ev["type"] == "session.created"
 
@@ -112,7 +140,6 @@ def test_non_loopback_requires_a_key():
 
 MALFORMED = [
     ("{not json", "invalid_json"),
-    (b"\x00\x01binary", "invalid_json"),
     (json.dumps({"event_id": "m1"}), "invalid_event"),
     (json.dumps({"type": "bogus.event", "event_id": "m1"}), "invalid_value"),
     (json.dumps({"type": "input_audio_buffer.append", "audio": "***", "event_id": "m1"}),
@@ -124,12 +151,23 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize("headers", [None, BETA], ids=["ga", "beta"])
-def test_malformed_events_over_the_wire_keep_the_connection(server, headers):
+@pytest.mark.parametrize("profile,headers", [("openai", None), ("lenient", None),
+                                             ("lenient", BETA)], ids=["ga", "lenient-ga", "beta"])
+def test_malformed_events_over_the_wire_keep_the_connection(server, lenient_server, profile,
+                                                            headers):
+    srv = server if profile == "openai" else lenient_server
+    binary = "invalid_event" if profile == "openai" else "invalid_json"  # OpenAI: text frames only
+
     async def run():
-        c = await Client.open(server.url, headers)
+        c = await Client.open(srv.url, headers)
         await c.recv()
-        for raw, code in MALFORMED:
+        for raw, code in MALFORMED + [(b"\x00\x01binary", binary),
+                                      (json.dumps({"type": "input_audio_buffer.clear"}).encode(),
+                                       binary if profile == "openai" else None)]:
+            if code is None:
+                await c.send(raw)
+                assert (await c.recv())["type"] == "input_audio_buffer.cleared"
+                continue
             await c.send(raw)
             ev = await c.recv()
             assert ev["type"] == "error" and ev["error"]["code"] == code, (raw, ev)
@@ -196,7 +234,7 @@ def test_failed_transcription_event_and_recovery():
         async def run():
             c = await Client.open(srv.url)
             await c.recv()
-            await c.send(ga_update(None))
+            await c.send(ga_update(None, transcription={"model": "gpt-4o-transcribe"}))
             await c.recv()
             results = []
             for _ in range(2):

@@ -1,0 +1,61 @@
+;; hostile_guest.wat -- floods the host (tests/test_host_bounds.py): 12 cycles of an rtasr fd
+;; asking for 1 MiB stub deltas every tick that never complete, 2 GB queue limits, two
+;; 900 KB params (the second one over the host ceiling), 8 MiB writes until -EAGAIN, and
+;; a mic fd asking for a 2 GB queue; both fds closed after 250 ms.
+(module
+  (import "spear" "rtasr_create" (func $rc (result i32)))
+  (import "spear" "rtasr_ctl" (func $rctl (param i32 i32 i32 i32) (result i32)))
+  (import "spear" "rtasr_write" (func $rw (param i32 i32 i32) (result i32)))
+  (import "spear" "rtasr_close" (func $rclose (param i32) (result i32)))
+  (import "spear" "mic_create" (func $mc (result i32)))
+  (import "spear" "mic_ctl" (func $mctl (param i32 i32 i32 i32) (result i32)))
+  (import "spear" "sleep_ms" (func $sleep (param i32)))
+  (memory (export "memory") 160)
+  (data (i32.const 1024) "{\"key\":\"transport\",\"value\":\"stub\"}")
+  (data (i32.const 1100) "{\"key\":\"stub_event_interval_ms\",\"value\":0}")
+  (data (i32.const 1200) "{\"key\":\"stub_event_payload_bytes\",\"value\":1048576}")
+  (data (i32.const 1300) "{\"key\":\"stub_emit_completed_every\",\"value\":0}")
+  (data (i32.const 1400) "{\"key\":\"max_recv_queue_bytes\",\"value\":2000000000}")
+  (data (i32.const 1500) "{\"key\":\"max_send_queue_bytes\",\"value\":2000000000}")
+  (data (i32.const 1600) "{\"source\":\"stub\",\"max_queue_bytes\":2000000000,\"frame_ms\":1000}")
+  (data (i32.const 1700) "{\"key\":\"junk0\",\"value\":\"")
+  (data (i32.const 1800) "{\"key\":\"junk1\",\"value\":\"")
+  ;; ctl with an input payload of `len` bytes at `ptr` (length cell at 16)
+  (func $set (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
+    (i32.store (i32.const 16) (local.get $len))
+    (call $rctl (local.get $fd) (i32.const 1) (local.get $ptr) (i32.const 16)))
+  ;; {"key":"junkN","value":"xxx…"} with 900000 x at 0x900000
+  (func $junk (param $fd i32) (param $src i32) (result i32)
+    (memory.copy (i32.const 0x900000) (local.get $src) (i32.const 24))
+    (memory.fill (i32.const 0x900018) (i32.const 120) (i32.const 900000))
+    (i32.store16 (i32.add (i32.const 0x900018) (i32.const 900000)) (i32.const 0x7d22))
+    (call $set (local.get $fd) (i32.const 0x900000) (i32.const 900026)))
+  (func (export "_start") (local $i i32) (local $fd i32) (local $mic i32) (local $n i32)
+    (loop $cycle
+      (local.set $fd (call $rc))
+      (drop (call $set (local.get $fd) (i32.const 1024) (i32.const 34)))
+      (drop (call $set (local.get $fd) (i32.const 1100) (i32.const 42)))
+      (drop (call $set (local.get $fd) (i32.const 1200) (i32.const 50)))
+      (drop (call $set (local.get $fd) (i32.const 1300) (i32.const 45)))
+      (drop (call $set (local.get $fd) (i32.const 1400) (i32.const 49)))
+      (drop (call $set (local.get $fd) (i32.const 1500) (i32.const 49)))
+      (drop (call $junk (local.get $fd) (i32.const 1700)))
+      (drop (call $junk (local.get $fd) (i32.const 1800)))
+      (i32.store (i32.const 16) (i32.const 0))
+      (drop (call $rctl (local.get $fd) (i32.const 2) (i32.const 0) (i32.const 16)))
+      ;; fill the send queue: 8 MiB writes until one is refused
+      (local.set $n (i32.const 0))
+      (block $full
+        (loop $w
+          (br_if $full (i32.lt_s (call $rw (local.get $fd) (i32.const 0x100000) (i32.const 0x800000)) (i32.const 0)))
+          (local.set $n (i32.add (local.get $n) (i32.const 1)))
+          (br_if $w (i32.lt_u (local.get $n) (i32.const 64)))))
+      ;; a mic asking for an unbounded queue of 1 s frames
+      (local.set $mic (call $mc))
+      (i32.store (i32.const 16) (i32.const 62))
+      (drop (call $mctl (local.get $mic) (i32.const 1) (i32.const 1600) (i32.const 16)))
+      (call $sleep (i32.const 250))
+      (drop (call $rclose (local.get $fd)))
+      (drop (call $rclose (local.get $mic)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $cycle (i32.lt_u (local.get $i) (i32.const 12))))))
