@@ -10,7 +10,7 @@ one Whisper decode only.
 Decoding (measured in ``bench/bench_recognition.py``):
 
 1. **Speech gate.** Silence or noise gives an empty transcript, never a hallucinated
-   "you": Silero VAD (the ONNX model inside faster-whisper) must find speech in the
+   "you": the server's Silero estimator (:mod:`.silero`) must find speech in the
    item, and a decoded segment with Whisper's no-speech probability above
    ``no_speech_threshold`` and a mean log probability below ``logprob_threshold`` is
    dropped, as Whisper itself does.
@@ -192,23 +192,24 @@ class WhisperEngine(Engine):
         return self._tokenizer_cls(self._model.hf_tokenizer, self._multilingual,
                                    task="transcribe", language=lang)
 
-    def speech_span(self, audio: np.ndarray) -> tuple[int, int] | None:
-        """Sample range from the first to the last speech found by Silero, or None."""
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
-        if len(audio) < RATE * MIN_SPEECH_MS // 1000:
+    def speech_span(self, pcm: np.ndarray) -> tuple[int, int] | None:
+        """Sample range from the first to the last 32 ms frame that the server's Silero
+        estimator scores at or above the gate, or None when fewer than
+        :data:`MIN_SPEECH_MS` of frames are speech."""
+        from .silero import WINDOW, SileroSpeechProbability
+        probs = SileroSpeechProbability().process(pcm)
+        speech = np.flatnonzero(probs >= self._gate)
+        if len(speech) * WINDOW * 1000 < MIN_SPEECH_MS * RATE:
             return None
-        spans = get_speech_timestamps(audio, VadOptions(threshold=self._gate,
-                                                        min_speech_duration_ms=MIN_SPEECH_MS))
-        if not spans:
-            return None
-        return spans[0]["start"], spans[-1]["end"]
+        return int(speech[0]) * WINDOW, min(len(pcm), (int(speech[-1]) + 1) * WINDOW)
 
     def recognize(self, pcm: np.ndarray, language: str | None = None,
                   prompt: str | None = None) -> Recognition:
         """Transcribe one item of 16 kHz int16 audio; raises RecognitionError."""
-        audio = np.asarray(pcm, np.int16).astype(np.float32) / 32768.0
+        pcm = np.asarray(pcm, np.int16)
+        audio = pcm.astype(np.float32) / 32768.0
         try:
-            span = self.speech_span(audio)
+            span = self.speech_span(pcm)
             if span is None:
                 return Recognition("")
             self.decodes += 1
