@@ -13,7 +13,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEB_PACKAGES := clang lld wasi-libc libclang-rt-14-dev-wasm32 wabt espeak-ng sox \
                 pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 \
-                pocketsphinx-testdata
+                pocketsphinx-testdata chromium
 PYTEST_ARGS ?=
 
 .PHONY: demo test deps venv guests clean-venv bench serve

@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from websockets.asyncio.client import connect
 
 from spear_lab.testaudio import SENTENCES, Track, speech_track
+from spear_lab.trace.stats import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 MORE = ["my phone number is easy to remember", "turn left at the next traffic light",
@@ -148,4 +148,5 @@ def machine_load() -> str:
 
 
 def pct(values, q) -> float:
-    return float(np.percentile(values, q)) if len(values) else float("nan")
+    """The ``q``-th percentile of ``values`` (the project's :func:`percentile`)."""
+    return percentile(values, q)

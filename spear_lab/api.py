@@ -60,7 +60,7 @@ def dumpb(obj: Any) -> bytes:
 
 @dataclass(frozen=True)
 class RtAsrStatus:
-    """GET_STATUS of an rtasr fd (§7.3), plus the [EXT] keys ``transport``, ``backend``
+    """GET_STATUS of an rtasr fd (docs/abi.md §5.6), plus the [EXT] keys ``transport``, ``backend``
     and ``peer_closed``.  Byte counts are raw audio/control bytes."""
 
     state: str
@@ -138,18 +138,19 @@ class RtAsr:
         return json.loads(out) if isinstance(out, bytes) else None
 
     def _raise(self, rc: int, what: str, extra: str = "") -> None:
-        """Raise SpearError for ``rc`` with a reason saying why (never includes secrets)."""
+        """Raise SpearError for ``rc`` with a reason saying why (never includes secrets):
+        the rule the fd recorded when it refused the call (``RtAsrFd.last_refusal``)."""
         errno = -rc
-        st = self._status_quiet()
+        refusal = getattr(self.host.table.get(self.fd), "last_refusal", None)
+        rule = refusal.rule if refusal is not None and refusal.errno == errno else None
         if errno == Errno.EBADF:
             reason = f"fd {self.fd} is closed or not an rtasr fd"
-        elif errno == Errno.EIO and st is not None:
-            reason = f"fd {self.fd} is in state Error: {st.get('last_error')}"
+        elif errno == Errno.EIO and rule is not None:
+            reason = f"fd {self.fd} is {rule}"
         elif errno == Errno.EPIPE:
             reason = f"fd {self.fd}: the peer closed the connection"
-        elif errno == Errno.EAGAIN and st is not None and extra:
-            reason = (f"send queue full: {st['send_queue_bytes']} of {st['max_send_queue_bytes']} "
-                      f"bytes ({extra})")
+        elif errno == Errno.EAGAIN and rule is not None and extra:
+            reason = f"{rule} ({extra})"
         elif errno == Errno.EINVAL:
             reason = f"{what} rejected: invalid argument{': ' + extra if extra else ''}"
         else:
@@ -165,7 +166,7 @@ class RtAsr:
     # -- control plane --------------------------------------------------------------------
 
     def set_param(self, key: str, value: Any) -> None:
-        """SET_PARAM ``{"key": key, "value": value}`` (§7.4)."""
+        """SET_PARAM ``{"key": key, "value": value}`` (docs/abi.md §5.2)."""
         self._ctl(RtasrCtl.SET_PARAM, dumpb({"key": key, "value": value}), f"SET_PARAM {key!r}",
                   "key must be a non-empty string" if not (isinstance(key, str) and key) else "")
 
@@ -199,14 +200,14 @@ class RtAsr:
 
     @property
     def segmentation(self) -> dict[str, Any]:
-        """GET_AUTOFLUSH as a dict; assigning a dict runs SET_AUTOFLUSH (§8.1)."""
+        """GET_AUTOFLUSH as a dict; assigning a dict runs SET_AUTOFLUSH (docs/abi.md §6.2)."""
         out = self._ctl(RtasrCtl.GET_AUTOFLUSH, what="GET_AUTOFLUSH")
         assert isinstance(out, bytes)
         return json.loads(out)
 
     @segmentation.setter
     def segmentation(self, config: dict[str, Any]) -> None:
-        self._ctl(RtasrCtl.SET_AUTOFLUSH, dumpb(config), "SET_AUTOFLUSH", "not a valid segmentation (§8.1)")
+        self._ctl(RtasrCtl.SET_AUTOFLUSH, dumpb(config), "SET_AUTOFLUSH", "not a valid segmentation (docs/abi.md §6.2)")
 
     # -- data plane -----------------------------------------------------------------------
 

@@ -34,17 +34,24 @@ DEMO_TEXT = DATA / "demo_speech.txt"
 
 
 def mic_policy(spec: str) -> dict:
-    """HostConfig fields for ``--mic device[:NAME] | file:PATH | stub``."""
-    if spec == "stub":
-        return {"mic_device": "stub"}
-    if spec == "device" or spec.startswith("device:"):
-        return {"mic_device": spec}
-    if spec.startswith("file:"):
-        path = Path(spec[5:]).expanduser()
-        if not path.is_file():
-            raise UsageError(f"--mic {spec}: no such file {str(path)!r}")
-        return {"mic_device": f"file:{path}", "mic_file": str(path)}
-    raise UsageError(f"--mic {spec!r}: expected device, device:NAME, file:PATH or stub")
+    """HostConfig fields for ``--mic device[:NAME] | file:PATH | stub | demo`` (the
+    Session's policy, :func:`spear_lab.session.mic_policy`)."""
+    from .runtime.host import HostConfig
+    from .session import mic_policy as apply
+
+    if spec.startswith("file:") and not Path(spec[5:]).expanduser().is_file():
+        raise UsageError(f"--mic {spec}: no such file {str(Path(spec[5:]).expanduser())!r}")
+    if not (spec in ("device", "stub", "demo") or spec.startswith(("device:", "file:"))):
+        raise UsageError(f"--mic {spec!r}: expected device, device:NAME, file:PATH, demo or stub")
+    config = HostConfig()
+    try:
+        apply(config, spec)
+    except ValueError as exc:
+        raise UsageError(f"--mic {spec}: {exc}") from None
+    fields = {"mic_device": config.mic_device}
+    if config.mic_file:
+        fields["mic_file"] = config.mic_file
+    return fields
 
 
 def guest_env(backend: str, segmentation: str | None, model: str | None) -> dict[str, str]:

@@ -3,7 +3,7 @@
 A :class:`Session` owns a :class:`~spear_lab.runtime.host.Host` (whose
 :class:`~spear_lab.runtime.host.HostContext` runs the I/O loop in a background thread), a
 :class:`~spear_lab.trace.Trace` attached to it and to every guest's fd table, and the
-guests it started.  The guest lifecycle lives on the caller's loop (design §3):
+guests it started.  The guest lifecycle lives on the caller's loop:
 
 - :meth:`Session.start` returns a :class:`GuestHandle` at once; ``await handle`` waits on
   the kernel's running loop without blocking it;
@@ -55,21 +55,51 @@ ENV_BACKEND, ENV_TRANSPORT, ENV_SEGMENTATION = "SPEAR_BACKEND", "SPEAR_TRANSPORT
 
 def mic_policy(config: HostConfig, mic: str) -> None:
     """Point a guest's microphone requests at ``mic``: ``"device"`` (the default input),
-    ``"stub"`` (generated frames) or ``"file:PATH"`` (a WAV, also used for ``source:"file"``).
+    ``"device:NAME"`` (the input device whose name contains NAME, or index NAME),
+    ``"stub"`` (generated frames), ``"file:PATH"`` (a WAV, also used for ``source:"file"``)
+    or ``"demo"`` (the bundled demo recording, :func:`spear_lab.data.demo_path`), or
+    ``"browser"`` (the browser's microphone through the most recently created
+    :class:`spear_lab.views.BrowserMic`; pass the widget itself to choose one).
 
-    Raises ValueError for anything else or a missing file.
+    Raises ValueError naming the problem for anything else or a missing file.
     """
+    if hasattr(mic, "feed") or type(mic).__name__ == "BrowserFeed":
+        from .audio.browser import feed_of
+
+        try:
+            config.extra["browser_mic"] = feed_of(mic)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+        config.mic_device = "browser"
+        return
+    if not isinstance(mic, str):
+        raise ValueError(f"mic must be a string, not {type(mic).__name__}")
+    if mic == "browser":
+        config.extra.pop("browser_mic", None)
+        config.mic_device = mic
+        return
     if mic in ("device", "stub"):
         config.mic_device = mic
         return
+    if mic.startswith("device:"):
+        if not mic[7:].strip():
+            raise ValueError("mic 'device:NAME' needs a device name after the colon")
+        config.mic_device = mic
+        return
+    if mic == "demo":
+        from .data import demo_path
+
+        mic = f"file:{demo_path()}"
     if mic.startswith("file:"):
         path = os.path.abspath(os.path.expanduser(mic[5:]))
         if not os.path.isfile(path):
-            raise ValueError(f"mic file not found: {path}")
+            raise ValueError(f"mic file not found: {path} (relative paths are read from "
+                             f"{os.getcwd()}; mic='demo' is the bundled recording)")
         config.mic_device = f"file:{path}"
         config.mic_file = path
         return
-    raise ValueError(f"mic must be 'device', 'stub' or 'file:PATH', not {mic!r}")
+    raise ValueError(f"mic must be 'device', 'device:NAME', 'stub', 'demo', 'browser' or 'file:PATH', "
+                     f"not {mic!r}")
 
 
 def backend_env(backend: str) -> dict[str, str]:
@@ -193,6 +223,8 @@ class GuestHandle:
     def __init__(self, session: Session, run: GuestRun) -> None:
         self.session = session
         self.run = run
+        #: The backend name the guest was started with (None: the guest's own default).
+        self.backend: str | None = None
         self.future: concurrent.futures.Future[GuestResult] = concurrent.futures.Future()
 
     @property
@@ -235,9 +267,11 @@ class GuestHandle:
     def wait(self, timeout: float | None = None) -> GuestResult:
         """Block until the guest ends; TimeoutError when ``timeout`` passes first."""
         try:
-            return self.future.result(timeout)
+            result = self.future.result(timeout)
         except concurrent.futures.TimeoutError:
             raise TimeoutError(f"guest {self.name} still running after {timeout} s") from None
+        self._show_state()
+        return result
 
     def stop(self, timeout: float = 5.0) -> GuestResult:
         """Stop the guest (its next hostcall traps, blocked waits wake) and wait for it."""
@@ -249,20 +283,25 @@ class GuestHandle:
         """Await the end; after ``timeout`` seconds the guest is stopped (result returned)."""
         fut = asyncio.wrap_future(self.future)
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+            result = await asyncio.wait_for(asyncio.shield(fut), timeout)
         except TimeoutError:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(None, self.stop)
+            result = await loop.run_in_executor(None, self.stop)
+        self._show_state()
+        return result
 
     def __await__(self):
-        return asyncio.wrap_future(self.future).__await__()
+        result = yield from asyncio.wrap_future(self.future).__await__()
+        self._show_state()  # from the awaiting cell, so every frontend gets it
+        return result
 
     def transcript(self) -> list[str]:
         """Completed transcript texts of this guest, from the Trace."""
         return self.session.trace.transcript_text(self.name)
 
     def _finished(self, result: GuestResult) -> None:
-        """Done callback (guest thread): detach the fork, drop temp files, resolve."""
+        """Done callback (guest thread): detach the fork, drop temp files, resolve, and
+        re-render the displayed status line."""
         try:
             self.session.trace.detach(self.run.host)
             self.run.cleanup()
@@ -270,6 +309,23 @@ class GuestHandle:
             self.session._forget(self)
             if not self.future.done():
                 self.future.set_result(result)
+            self._show_state()
+
+    _status_line: Any = None
+
+    def _show_state(self) -> None:
+        """Re-render every display of this handle in place (no-op when never displayed)."""
+        line = self._status_line
+        if line is not None:
+            line.update()
+
+    def _ipython_display_(self) -> None:
+        """Display the status line under a display id, so that it follows the guest's end."""
+        from .views.static import StatusLine
+
+        if self._status_line is None:
+            self._status_line = StatusLine(self._repr_html_, self.__repr__)
+        self._status_line.show()
 
     def state(self) -> str:
         """``running``, ``exited N``, ``stopped`` or ``trap: …``."""
@@ -407,6 +463,7 @@ class Session:
         backend = backend if backend is not None else self.backend
         if backend is not None:
             genv.update(backend_env(backend))
+        backend = genv.get(ENV_BACKEND, backend)  # an explicit env wins, and is what it uses
         if segmentation is not None:
             genv.update(segmentation_env(segmentation))
         genv.update(dict(env or {}))
@@ -416,6 +473,7 @@ class Session:
         self.trace.attach(fork)
         run = GuestRun(loaded, fork, RunOptions(tuple(args), genv, entry))
         handle = GuestHandle(self, run)
+        handle.backend = backend
         with self._lock:
             self._running.append(handle)
             self.handles.append(handle)
@@ -473,11 +531,14 @@ class Session:
     # -- views ----------------------------------------------------------------------------
 
     def _register_view(self, view: Any) -> None:
+        """Freeze ``view`` (``view.freeze()``) when the session closes."""
         with self._lock:
-            self._views.append(view)
+            if view not in self._views:
+                self._views.append(view)
 
     def dashboard(self, **kwargs: Any):
-        """A live dashboard over this session's Trace (closed with the session)."""
+        """A live dashboard over this session's Trace; when the session closes it freezes
+        into its static snapshot in place."""
         from .views import Dashboard
 
         view = Dashboard(self.trace, **kwargs)
@@ -502,13 +563,14 @@ class Session:
             handles = list(self.handles[-50:])
         return Status({
             "closed": self.closed,
-            "guests": [{"name": h.name, "state": h.state(),
+            "guests": [{"name": h.name, "state": h.state(), "backend": h.backend,
                         "duration_s": round(h.result.duration_s, 3) if h.result else None}
                        for h in handles],
             "open_fds": [] if self.closed else self.host.table.open_fds(),
             "io_loop": "running" if self.io.running else "stopped",
             "mic": self.config.mic_device,
-            "backend": self.backend,
+            "backend": self.backend if self.backend is not None else (
+                ", ".join(sorted({h.backend for h in handles if h.backend})) or None),
             "trace": repr(self.trace),
         })
 
@@ -531,16 +593,21 @@ class Session:
             thread = handle.run._thread
             if thread is not None and thread.is_alive():
                 thread.join(timeout)
-        with self._lock:
-            views, self._views = self._views, []
-        for view in views:
-            try:
-                view.close()
-            except Exception:  # pragma: no cover - best effort
-                log.exception("closing view %r failed", view)
         self.host.close()  # HUP transitions still recorded
         self.trace.detach_all()
-        self.trace.closed = True  # live views made by hand draw once more and stop
+        self.trace.closed = True  # live views made by hand draw once more and freeze
+        from .views._refresh import displayed_views
+
+        with self._lock:
+            views, self._views = self._views, []
+        views += [v for v in displayed_views(self.trace) if v not in views]
+        for view in views:  # each display becomes the view's final static snapshot
+            try:
+                view.freeze()
+            except Exception:  # pragma: no cover - best effort
+                log.exception("freezing view %r failed", view)
+        for handle in handles:  # "running" status lines show how the guest ended
+            handle._show_state()
         self.context.close()
 
     def __enter__(self) -> Session:

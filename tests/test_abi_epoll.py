@@ -270,7 +270,7 @@ def test_watch_cap(host):
 
 
 def test_err_recomputes_whole_mask(host):
-    # fix G31: an error removes OUT at once
+    # a fix, docs/abi.md §12: an error removes OUT at once
     r = host.rtasr_create()
     ep = host.spear_epoll_create()
     host.spear_epoll_ctl(ep, ADD, r, EPOLLIN | EPOLLOUT | EPOLLERR)

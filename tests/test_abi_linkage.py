@@ -12,7 +12,7 @@ EFAULT, EINVAL, ENOSYS = -Errno.EFAULT, -Errno.EINVAL, -Errno.ENOSYS
 
 
 def test_every_import_links_with_exact_signature(guest):
-    # item 1: a module importing all of §1.2 links (instantiation would fail otherwise)
+    # item 1: a module importing all of docs/abi.md §1.1 links (instantiation would fail otherwise)
     module = wasmtime.Module(wasmtime.Engine(), wasmtime.wat2wasm(caller_wat()))
     imports = {(i.module, i.name): i.type for i in module.imports}
     assert len(imports) == len(SIGNATURES) == 32
@@ -77,7 +77,7 @@ def test_bad_pointers_give_efault(guest):
 
 
 def test_read_precedence_fd_before_memory(guest):
-    # §3.4: rtasr_read checks the fd, then the queue, then memory
+    # docs/abi.md §10: rtasr_read checks the fd, then the queue, then memory
     assert guest.rtasr_read(4242, -1, -1) == -Errno.EBADF
     r = guest.rtasr_create()
     assert guest.rtasr_read(r, -1, -1) == -Errno.EAGAIN

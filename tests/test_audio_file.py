@@ -148,7 +148,7 @@ def test_loop_restarts_the_file(tmp_path):
 
 
 def test_device_policy_plays_a_file(tmp_path):
-    """G26: HostConfig.mic_device "file:PATH" makes a guest's device read the WAV."""
+    """docs/abi.md §7.3: HostConfig.mic_device "file:PATH" makes a guest's device read the WAV."""
     pcm = stereo_pcm(48000, dur=0.5)
     wav = write_wav(tmp_path / "speech.wav", pcm, 48000)
     with Host(HostConfig(mic_device=f"file:{wav}", mic_file_realtime=False)) as host:

@@ -1,4 +1,4 @@
-"""MicFd without I/O (abi-reference §11): SET_PARAM validation, queue, readiness,
+"""MicFd without I/O (docs/abi.md §7): SET_PARAM validation, queue, readiness,
 generations and the source hooks, with a fake source opener."""
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def status(mic: MicFd) -> dict:
 def test_defaults_and_frame_size():
     req = parse_set_param(b"{}")
     assert req.config == MicConfig()
-    assert req.config.frame_bytes == 960  # 24000 Hz, 20 ms, mono (G29)
+    assert req.config.frame_bytes == 960  # 24000 Hz, 20 ms, mono (docs/abi.md §7.2)
     assert req.max_queue_bytes is None and req.pattern is None
     assert MicConfig(sample_rate_hz=1000, frame_ms=10).frame_bytes == 20
     assert MicConfig(sample_rate_hz=44100, frame_ms=10, channels=2).frame_bytes == 441 * 4
@@ -110,7 +110,7 @@ def test_all_fields_parsed():
 MALFORMED = [
     b"",  # not JSON
     b"{",
-    b'{"frame_ms":0}',  # G25
+    b'{"frame_ms":0}',  # docs/abi.md §12
     b'{"channels":0}',
     b'{"channels":9}',
     b'{"sample_rate_hz":0}',
@@ -125,7 +125,7 @@ MALFORMED = [
     b'{"device":{"name":true}}',
     b'{"fallback":{"to_stub":"no"}}',
     b'{"max_queue_bytes":-1}',
-    b'{"stub_pcm16_base64":"!!!"}',  # G61: not base64
+    b'{"stub_pcm16_base64":"!!!"}',  # docs/abi.md §7.1: not base64
     b'{"stub_pcm16_base64":"AQA"}',  # bad padding
     b'{"stub_pcm16_base64":7}',
     b'{"frame_ms":10001}',
@@ -149,7 +149,7 @@ def test_pattern_size_limit():
     assert set_param(mic, {"stub_pcm16_base64": big}) == EINVAL  # item 61
 
 
-# -- G27: a bad request changes nothing (property) ---------------------------------------------
+# -- docs/abi.md §12: a bad request changes nothing (property) ---------------------------------------------
 
 _wrong_type = st.one_of(
     st.text(max_size=5), st.floats(allow_nan=False), st.booleans(),

@@ -119,7 +119,7 @@ def test_items_60_61_in_a_guest(guest):
     assert ctl(guest, fd, MicCtl.SET_PARAM, b"{}")[0] == 0
     assert status(guest, fd)["source"] == "stub"
     assert ctl(guest, fd, MicCtl.SET_PARAM, b'{"stub_pcm16_base64":"%%%"}')[0] == EINVAL
-    assert status(guest, fd)["generation"] == 1  # nothing changed (G27)
+    assert status(guest, fd)["generation"] == 1  # nothing changed (docs/abi.md §12)
 
 
 def test_item62_in_a_guest(guest):

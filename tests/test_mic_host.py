@@ -185,7 +185,7 @@ def test_frame_kept_when_buffer_too_small(host):
 
 
 def test_bad_request_keeps_running_stub(host):
-    """G27 with a real producer: -EINVAL, same generation and source, frames keep coming."""
+    """docs/abi.md §12 with a real producer: -EINVAL, same generation and source, frames keep coming."""
     fd = host.mic_create()
     assert set_param(host, fd, {"source": "stub", "frame_ms": 10, "sample_rate_hz": 8000}) == 0
     entry = host.table.get(fd)
@@ -240,7 +240,7 @@ def test_no_thread_left_after_shutdown():
 @settings(max_examples=40, deadline=None)
 @given(request=malformed_requests())
 def test_bad_requests_leave_a_running_stub_alone(request):
-    """G27 property with the real stub: -EINVAL, and the same producer keeps running."""
+    """docs/abi.md §12 property with the real stub: -EINVAL, and the same producer keeps running."""
     with Host() as h:
         fd = h.mic_create()
         assert set_param(h, fd, {"source": "stub", "sample_rate_hz": 8000, "frame_ms": 10}) == 0

@@ -1,4 +1,4 @@
-"""rtasr fds through the Host methods: checklist items 31-39 and 46-50 (abi-reference §7)."""
+"""rtasr fds through the Host methods: checklist items 31-39 and 46-50 (docs/abi.md §5)."""
 
 from __future__ import annotations
 
@@ -426,7 +426,7 @@ def test_error_state(host):
     st = status(host, fd)
     assert st["state"] == "Error" and st["last_error"] == "backend went away"
     revents = dict(host.spear_epoll_wait(ep, 8, 0))[fd]
-    assert revents & EPOLLERR and revents & EPOLLIN and not revents & EPOLLOUT  # fix G31
+    assert revents & EPOLLERR and revents & EPOLLIN and not revents & EPOLLOUT  # a fix, docs/abi.md §12
     assert host.rtasr_write(fd, b"x") == EIO
     assert host.rtasr_ctl(fd, RtasrCtl.CONNECT) == EIO
     for cmd in (RtasrCtl.FLUSH, RtasrCtl.CLEAR):

@@ -1,6 +1,6 @@
 """rtasr hostcalls through guest memory: inline WAT guests and the forwarding guest.
 
-Covers the pointer side of items 31, 35, 36, 46, 48, 49 and the memory contract of §3
+Covers the pointer side of items 31, 35, 36, 46, 48, 49 and the memory contract of docs/abi.md §1
 for ``rtasr_*`` (-EFAULT, -ENOSPC with the needed length, no loss on a short read).
 """
 

@@ -1,4 +1,4 @@
-"""Property tests: every rtasr ctl payload §7.3/§8.1 does not accept gives -EINVAL and
+"""Property tests: every rtasr ctl payload docs/abi.md §5.6/§6.2 does not accept gives -EINVAL and
 changes nothing, through the Host methods and through guest memory."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def strict_json(payload: bytes | None):
 
 
 def accepted(cmd: int, payload: bytes | None) -> bool:
-    """What §7.3 (SET_PARAM, SEND_EVENT) and §8.1 (SET_AUTOFLUSH) accept."""
+    """What docs/abi.md §5.6 (SET_PARAM, SEND_EVENT) and §6.2 (SET_AUTOFLUSH) accept."""
     obj = strict_json(payload)
     if obj is _BAD:
         return False

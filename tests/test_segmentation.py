@@ -1,4 +1,4 @@
-"""Segmentation / autoflush (abi-reference §8): checklist items 44, 51-55 and the parse rules."""
+"""Segmentation / autoflush (docs/abi.md §6): checklist items 44, 51-55 and the parse rules."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def test_legacy_silence_mode(host):
     assert seg["client_commit"] is None
 
 
-# -- the rest of §8.1 --------------------------------------------------------------------------
+# -- the rest of docs/abi.md §6.2 --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("payload, expected", [
     ({"strategy": "server_vad"}, {"strategy": "server_vad", "vad": None, "client_commit": None}),
@@ -166,7 +166,7 @@ def test_output_is_compact(host):
     assert b" " not in host.rtasr_ctl(fd, RtasrCtl.GET_AUTOFLUSH)
 
 
-# -- turn_detection mapping (§8.5) -----------------------------------------------------------
+# -- turn_detection mapping (docs/abi.md §6.6) -----------------------------------------------------------
 
 def test_turn_detection_mapping():
     assert turn_detection(Segmentation()) == {"type": "server_vad", "threshold": 0.5,
@@ -178,7 +178,7 @@ def test_turn_detection_mapping():
     assert turn_detection(Segmentation.parse({"strategy": "client_commit", "vad": {}})) is None
 
 
-# -- host-side commit timing (§8.4) ------------------------------------------------------------
+# -- host-side commit timing (docs/abi.md §6.5) ------------------------------------------------------------
 
 def test_commit_after_max_buffer_bytes_before_connect(host):
     # item 44

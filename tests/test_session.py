@@ -217,7 +217,7 @@ def test_backend_segmentation_and_mic_reach_the_guest(speech):
     assert summary_line(res.stdout)["frames"] == 10
 
 
-# -- the claim of design §3: a blocking cell loses no audio ---------------------------------
+# -- the claim: a blocking cell loses no audio --------------------------------------
 
 def test_blocking_the_caller_loses_no_audio(speech):
     """A guest streams a real-time file mic through the stub while the caller computes for

@@ -1,4 +1,4 @@
-"""The stub transport (abi-reference §9): reference mode, the G15 fixes, realistic mode."""
+"""The stub transport (docs/abi.md §5.4): reference mode, the fixes of docs/abi.md §12, realistic mode."""
 
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ def test_stub_drains_one_item_per_tick_and_discards_it(host):
 
 
 def test_stub_clears_pending_flush_when_it_discards_a_control_text(host):
-    # fix G15: with the reference stub only one autoflush could ever happen
+    # a fix, docs/abi.md §12: with the reference stub only one autoflush could ever happen
     fd = host.rtasr_create()
     entry = host.table.get(fd)
     seg = {"strategy": "client_commit", "client_commit": {"max_buffer_bytes": 960, "min_flush_gap_ms": 0}}
@@ -170,7 +170,7 @@ def test_stub_clears_pending_flush_when_it_discards_a_control_text(host):
 
 
 def test_client_commit_silence_fires_on_the_timer(host):
-    # fix G15: the silence trigger runs on the stub's tick, not only after a write
+    # a fix, docs/abi.md §12: the silence trigger runs on the stub's tick, not only after a write
     fd = host.rtasr_create()
     entry = host.table.get(fd)
     seg = {"strategy": "client_commit", "client_commit": {"silence_ms": 150, "min_flush_gap_ms": 0}}

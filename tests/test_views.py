@@ -125,7 +125,8 @@ def test_transcript_view(run):
     assert len(texts) >= 2 and view.texts == texts
     assert all(t.startswith("<speech ") for t in texts)  # the realistic stub's placeholders
     html = view.widget.value
-    assert html.count("<b>&lt;speech") == len(texts)
+    # each final text twice: in the running text and in the item table
+    assert html.count("<span class='spear-final'>&lt;speech") == 2 * len(texts)
     assert "item_stub_0001" in html
     rows = view.items
     assert all(r["t_committed"] is not None and r["audio_end_ms"] is not None for r in rows)
@@ -133,7 +134,7 @@ def test_transcript_view(run):
     tr2 = Trace()
     tr2.note("g", 1, "event", {"event": dumpb({"type": "conversation.item.input_audio_transcription.delta",
                                               "item_id": "i", "delta": "hel"})})
-    assert "<i style='color:#7f7f7f'>hel…</i>" in transcript_html(tr2)
+    assert "<i class='spear-partial' style='color:#6f6f6f'>hel…</i>" in transcript_html(tr2)
 
 
 def test_hostcall_log_filters(run):
@@ -145,7 +146,9 @@ def test_hostcall_log_filters(run):
     log.result.value = "-EAGAIN"
     assert log.rows and all(r["errno"] == "-EAGAIN" and r["instance"] == "backpressure"
                             for r in log.rows)
-    assert "-EAGAIN" in log.table.value and "color:#d62728" in log.table.value
+    # -EAGAIN of a non-blocking write is the normal "queue full now": neutral, not red
+    assert "-EAGAIN" in log.table.value and "color:#8a6d00" in log.table.value
+    assert "color:#c62828" not in log.table.value
     log.result.value = "(errors)"
     assert all(r["rc"] < 0 for r in log.rows)
     log.result.value = "(all)"

@@ -281,7 +281,7 @@ def test_flush_and_clear_send_commit_and_clear(host, make_server, dialect):
 
 
 def test_client_commit_timer_fires_without_further_writes(host, make_server):
-    """The interval trigger fires from the transport's idle tick (fix G15)."""
+    """The interval trigger fires from the transport's idle tick (a fix, docs/abi.md §12)."""
     srv = make_server()
     fd = ws_fd(host, srv.url)
     seg = b'{"strategy":"client_commit","client_commit":{"flush_interval_ms":50,"min_flush_gap_ms":0}}'
@@ -318,7 +318,7 @@ def test_send_event_without_a_type_is_answered_locally(host, make_server, payloa
     assert status(host, fd)["state"] == "Connected"
 
 
-# -- segmentation changes on a live connection (G30) ---------------------------------------------
+# -- segmentation changes on a live connection (docs/abi.md §6.6) ---------------------------------------------
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

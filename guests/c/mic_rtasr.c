@@ -2,7 +2,7 @@
  * mic_rtasr -- microphone to realtime ASR, the SPEAR reference sample's behaviour.
  *
  * Re-written for spear_lab from the description of the reference sample
- * (abi-reference §13); it makes the same hostcalls in the same order:
+ * (docs/abi.md §1.1); it makes the same hostcalls in the same order:
  *
  *   1. create an epoll, a mic fd and an rtasr fd (1000, 1001, 1002 on a fresh instance);
  *   2. watch both with EPOLLIN|EPOLLERR|EPOLLHUP (0x19);

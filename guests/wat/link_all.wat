@@ -1,4 +1,4 @@
-;; link_all.wat -- imports every hostcall of the spear ABI (abi-reference §1.2) with its
+;; link_all.wat -- imports every hostcall of the spear ABI (docs/abi.md §1.1) with its
 ;; exact signature, including the legacy cchat_* and user_stream_* families.
 ;;
 ;; Exports:
@@ -9,7 +9,7 @@
 ;;
 ;; Used by link tests (every name must resolve with the right type) and by property
 ;; tests that call each hostcall with arbitrary i32 arguments.
-;; Generated from the §1.2 table; keep the order of that table.
+;; Generated from the docs/abi.md §1.1 table; keep the order of that table.
 (module
 
   (import "spear" "spear_epoll_create" (func $spear_epoll_create (result i32)))

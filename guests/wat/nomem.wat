@@ -1,7 +1,7 @@
 ;; nomem.wat -- a guest WITHOUT linear memory (no memory section, no "memory" export).
 ;;
 ;; The host resolves guest pointers through the "memory" export; when there is none,
-;; every hostcall that touches guest memory must return -EFAULT (-14), abi-reference §1.3.
+;; every hostcall that touches guest memory must return -EFAULT (-14), docs/abi.md §1.1.
 ;;
 ;; Exports:
 ;;   call_<name>   forwards to the import, as in link_all.wat
@@ -13,7 +13,7 @@
 ;;                   rtasr_write        range check first (even for a bad fd)
 ;;                   log                range check (length 5)
 ;;                 rtasr_read/mic_read are left out: with an empty queue they answer
-;;                 -11 before touching memory (§3.4).
+;;                 -11 before touching memory (docs/abi.md §10).
 ;;   failed_mask   global: bit k set if call k of check() did not return -14
 ;;   _start        traps (unreachable) unless check() returns 0
 (module

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import SETUP, code, md  # noqa: F401
+from .common import code, md
 
 # ---------------------------------------------------------------------------------------
 # 02 — backpressure
@@ -20,12 +20,15 @@ The **stub transport** is a deliberately slow consumer: every 10 ms it takes *on
 the send queue, whatever its size — about 100 items per second. We feed it 960-byte frames
 (20 ms of 24 kHz pcm16) through a queue of 3840 bytes (four frames).
 '''),
-    code(SETUP),
     code('''
-from spear_lab.abi import EPOLLOUT, EpollOp, RtasrCtl, errno_name
+import logging
+import time
 
+from spear_lab import EPOLLOUT, EpollOp, RtasrCtl, Session, errno_name
+
+logging.getLogger("spear_lab").setLevel(logging.ERROR)
 session = Session()
-abi = session.abi'''),
+abi = session.abi  # the Host's hostcalls, each call recorded in session.trace'''),
     md('''
 ## Filling the queue from Python
 
@@ -72,15 +75,24 @@ round(busy_ms, 1), "ms for 100 waits of up to 50 ms each"'''),
 
 The built-in `backpressure` guest (C) writes 200 frames as fast as it can. On `-EAGAIN` it
 adds `EPOLLOUT` to its interest, waits, and removes it again. The dashboard below follows
-the run live: `session.run` blocks this cell but keeps the notebook's event loop turning,
-so the views refresh (at most 10 times a second) while the guest runs.
+the run live.
+
+What waits while `session.run` runs: **everything you do** — the cell blocks, cells you run
+meanwhile queue up behind it, and so do widget interactions (a slider moved now acts when
+the cell ends). What goes on: the views' refreshes (at most 10 a second), because
+`session.run` keeps the kernel's event loop turning while it waits. (Notebook 3 shows the
+other pattern — `start`, run other cells, then `await` — under which widgets stay live.)
+The run cell counts the dashboard's refreshes that happened *during* the run.
 '''),
     code('''
 dashboard = session.dashboard()
 dashboard'''),
     code('''
+refreshes_before = dashboard.refresher.updates
 result = session.run("backpressure", ["--frames", "200"], timeout=120)
-print(result.stdout.splitlines()[-1])'''),
+refreshes_during = dashboard.refresher.updates - refreshes_before  # nothing else ran in between
+print(result.stdout.splitlines()[-1])
+print("dashboard refreshes during the run:", refreshes_during)'''),
     md('''
 ## The queue, over time
 
@@ -104,7 +116,8 @@ timeline_figure(session.trace, "backpressure", t_range=(mid, mid + 0.15))'''),
 
 The claims: a full queue refuses writes with `-EAGAIN` and queues nothing; `EPOLLOUT` comes
 back when the stub drains; the guest's write rate settles at the stub's drain rate (at most
-~100 frames a second); the queue never exceeds its cap.
+~100 frames a second); the queue never exceeds its cap; `EPOLLOUT` comes on about every
+10 ms and only for an instant; the views refreshed while `session.run` blocked the cell.
 '''),
     code('''
 import re
@@ -122,6 +135,16 @@ assert max(levels) == 3840 and all(level <= 3840 for level in levels)
 assert rate <= 110  # one item per 10 ms tick
 eagain = session.trace.summary()["drops"]["eagain_writes"]
 assert eagain >= stats["eagain"]
+rtasr_fd = writes[0]["args"][0]
+changes = [c for c in session.trace.readiness_changes("backpressure") if c["fd"] == rtasr_fd]
+on = [c["t"] for c in changes if c["new"] & EPOLLOUT and not c["old"] & EPOLLOUT]
+off = [c["t"] for c in changes if c["old"] & EPOLLOUT and not c["new"] & EPOLLOUT]
+gaps = sorted(b - a for a, b in zip(on, on[1:]))
+lit = sorted(min((t for t in off if t >= a), default=a) - a for a in on)
+print(f"EPOLLOUT came on {len(on)} times, median every {gaps[len(gaps) // 2] * 1000:.1f} ms, "
+      f"for a median {lit[len(lit) // 2] * 1000:.2f} ms")
+assert 5 <= gaps[len(gaps) // 2] * 1000 <= 20 and lit[len(lit) // 2] * 1000 < 5
+assert refreshes_during >= 3  # the views refreshed while the cell was blocked
 session.close()
 print("all claims hold")'''),
 ]

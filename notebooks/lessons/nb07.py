@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import SETUP, code, md  # noqa: F401
+from .common import code, md
 
 # ---------------------------------------------------------------------------------------
 # 07 — a corpus on a cluster
@@ -39,8 +39,7 @@ from spear_lab import explore
 
 logging.getLogger("spear_lab").setLevel(logging.ERROR)
 logging.getLogger("distributed").setLevel(logging.ERROR)
-workdir = Path(tempfile.mkdtemp(prefix="nb07-"))
-%matplotlib inline'''),
+workdir = Path(tempfile.mkdtemp(prefix="nb07-"))'''),
     md('''
 ## A corpus in a folder
 
@@ -135,7 +134,7 @@ for metric in ("wer", "clipped_words", "latency_p95_ms"):
         print(f"  {row['config']:<18} {row['value']:8.3f}  [{row['low']:8.3f}, {row['high']:8.3f}]  "
               f"n={row['n']}")'''),
     code('''
-explore.plot_metric(results, "clipped_words", x="silence_ms", hue="threshold", pooled=True);'''),
+explore.plot_metric(results, "clipped_words", x="silence_ms", hue="threshold", pooled=True)'''),
     md('''
 ## Is the winner really better?
 

@@ -1,6 +1,6 @@
 """ABI constants: errno numbers, epoll ops and bits, fd kinds and flags, ctl commands.
 
-Every number here is fixed by the ABI (abi-reference §2, §4, §5, §6, §7, §11) and is the
+Every number here is fixed by the ABI (docs/abi.md §1.2, §2, §3, §4, §5, §7) and is the
 same on every host platform.  Hostcalls return ``-errno`` on failure.
 """
 
@@ -22,7 +22,7 @@ class Errno(enum.IntEnum):
     EFAULT = 14  #: guest pointer or length outside linear memory
     EINVAL = 22  #: invalid argument, command or JSON
     ENOSPC = 28  #: output buffer too small (the needed length is written back)
-    EPIPE = 32  #: peer closed the connection (spear_lab fix G16)
+    EPIPE = 32  #: peer closed the connection (a spear_lab fix, docs/abi.md §12)
     ENOSYS = 38  #: hostcall not implemented (legacy cchat_* / user_stream_*)
     ECONNRESET = 104  #: connection reset
     ENOTCONN = 107  #: not connected
@@ -59,7 +59,7 @@ class EpollOp(enum.IntEnum):
     """Operations of ``spear_epoll_ctl``."""
 
     ADD = 1  #: watch fd (or replace its interest mask)
-    MOD = 2  #: replace the interest mask (registers the watcher too, fix G20)
+    MOD = 2  #: replace the interest mask (registers the watcher too, a fix, docs/abi.md §12)
     DEL = 3  #: stop watching fd (no error when it was not watched)
 
 
@@ -133,7 +133,7 @@ class FdCtl(enum.IntEnum):
 
 
 class RtasrCtl(enum.IntEnum):
-    """Commands of ``rtasr_ctl`` (7/8 have two names, G2)."""
+    """Commands of ``rtasr_ctl`` (7/8 have two names, docs/abi.md §5.6)."""
 
     SET_PARAM = 1  #: input ``{"key":..,"value":..}``
     CONNECT = 2  #: start the transport
@@ -170,7 +170,7 @@ LOG_MAX_BYTES = 16384
 
 
 class RtasrState(enum.Enum):
-    """States of an rtasr fd, with their GET_STATUS spelling (§7.1)."""
+    """States of an rtasr fd, with their GET_STATUS spelling (docs/abi.md §5.1)."""
 
     INIT = "Init"
     CONFIGURED = "Configured"

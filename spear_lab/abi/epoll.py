@@ -1,8 +1,8 @@
-"""epoll (abi-reference §5): interest sets and level-triggered, ascending-fd waits.
+"""epoll (docs/abi.md §3): interest sets and level-triggered, ascending-fd waits.
 
 ``spear_epoll_wait`` scans and blocks under the table lock, so a readiness change that
-lands between the scan and the wait is never missed (fix G36).  Closing an epoll wakes
-its waiters, which return ``-EBADF`` (fix G18).
+lands between the scan and the wait is never missed (a fix, docs/abi.md §12).  Closing an epoll wakes
+its waiters, which return ``-EBADF`` (a fix, docs/abi.md §12).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def epoll_create(table: FdTable) -> int:
 
 
 def epoll_ctl(table: FdTable, epfd: int, op: int, fd: int, events: int) -> int:
-    """``spear_epoll_ctl``: 0, or -EINVAL / -EBADF / -ENOMEM in the order of §3.4."""
+    """``spear_epoll_ctl``: 0, or -EINVAL / -EBADF / -ENOMEM in the order of docs/abi.md §10."""
     if epfd == fd:
         return -Errno.EINVAL
     with table.lock:

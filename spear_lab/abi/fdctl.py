@@ -1,4 +1,4 @@
-"""Generic fd control, ``spear_fd_ctl`` (abi-reference §6)."""
+"""Generic fd control, ``spear_fd_ctl`` (docs/abi.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The fd table (abi-reference §4): numbering, readiness masks, watchers, generic close.
+"""The fd table (docs/abi.md §2): numbering, readiness masks, watchers, generic close.
 
 One table per guest instance.  Numbers start at 1000, grow by one across every kind and
 are never reused; closed entries stay as tombstones.  All state is guarded by one lock,
@@ -11,11 +11,12 @@ import threading
 from typing import Callable, ClassVar, Iterator, TypeVar
 
 from .constants import EPOLLHUP, FIRST_FD, Errno, FdFlag, FdKind
+from .notes import Note
 
 #: Called as ``observer(fd, old_mask, new_mask)`` after an effective mask changes.
 ReadinessObserver = Callable[[int, int, int], None]
-#: Called as ``listener(fd, what, data)`` for queue levels and transport events.
-NoteListener = Callable[[int, str, dict], None]
+#: Called as ``listener(fd, note)`` for queue levels and transport events (:mod:`.notes`).
+NoteListener = Callable[[int, Note], None]
 
 E = TypeVar("E", bound="FdEntry")
 
@@ -58,7 +59,7 @@ class FdEntry:
 
 
 class FdTable:
-    """fd number → entry, with the shared lock and the generic close of §4.5."""
+    """fd number → entry, with the shared lock and the generic close of docs/abi.md §2.4."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -114,10 +115,11 @@ class FdTable:
             for observer in self.observers:
                 observer(entry.fd, old_effective, new)
 
-    def note(self, fd: int, what: str, data: dict) -> None:
-        """Tell listeners about ``what`` happened on ``fd`` (a queue level, an event)."""
+    def note(self, fd: int, note: Note) -> None:
+        """Tell listeners what happened on ``fd``: a :class:`~.notes.Note` (a queue level,
+        an event).  Caller holds the lock."""
         for listener in self.listeners:
-            listener(fd, what, data)
+            listener(fd, note)
 
     def close(self, fd: int) -> int:
         """Generic close of any kind: 0, or -EBADF for an unknown fd.  Idempotent."""

@@ -1,7 +1,7 @@
 """The audio edge of the host: microphone sources, pcm16 helpers, resampling.
 
 - :class:`SourceFactory`: what the Host uses to start a mic fd's source (device, file or
-  stub, after the host policy of G26).
+  stub, after the host policy of docs/abi.md §7.3).
 - :func:`devices`: the input devices PortAudio sees.
 - :func:`pcm16_to_float`, :func:`float_to_pcm16`, :func:`remix`, :class:`Resampler`,
   :func:`resample`, :func:`resample_pcm16`: conversions the sources use (and anyone else).

@@ -1,10 +1,14 @@
-"""Opening mic sources for a host: the host policy (G26) and the three sources.
+"""Opening mic sources for a host: the host policy (docs/abi.md §7.3) and the three sources.
 
 A guest's ``source`` is mapped as follows (the guest never chooses a path):
 
 =============  =========================================================================
 ``"device"``   ``HostConfig.mic_device``: ``"device"`` = the input device (default or
-               ``device.name``), ``"stub"`` = the stub, ``"file:PATH"`` = the WAV at PATH
+               the guest's ``device.name``), ``"device:NAME"`` = the input device the host
+               names, ``"stub"`` = the stub, ``"file:PATH"`` = the WAV at PATH,
+               ``"browser"`` = the browser microphone widget
+               (:mod:`spear_lab.audio.browser`: ``HostConfig.extra["browser_mic"]``,
+               else the most recently created ``spear_lab.views.BrowserMic``)
 ``"file"``     the WAV at ``HostConfig.mic_file``; the stub when the host set none
 ``"stub"``     the stub
 anything else  the stub (reference behaviour; logged)
@@ -47,18 +51,24 @@ class SourceFactory:
     # -- policy ---------------------------------------------------------------------------
 
     def resolve(self, requested: str) -> tuple[str, str | None]:
-        """``(kind, path)`` the host opens for a guest's ``source``: kind is ``"device"``,
-        ``"file"`` (with its path) or ``"stub"``.  SourceError for an invalid policy."""
+        """``(kind, arg)`` the host opens for a guest's ``source``: kind is ``"device"``
+        (arg: the device the host named, or None), ``"file"`` (arg: its path) or ``"stub"``.
+        SourceError for an invalid policy."""
         cfg = self.context.config
         if requested == "device":
             policy = cfg.mic_device or "device"
             if policy == "device":
                 return "device", None
+            if policy.startswith("device:") and len(policy) > 7:
+                return "device", policy[7:]
             if policy == "stub":
                 return "stub", None
+            if policy == "browser":
+                return "browser", None
             if policy.startswith("file:") and len(policy) > 5:
                 return "file", policy[5:]
-            log.error("invalid HostConfig.mic_device %r (device | stub | file:PATH)", policy)
+            log.error("invalid HostConfig.mic_device %r (device[:NAME] | stub | file:PATH | browser)",
+                      policy)
             raise SourceError("the host's microphone policy is invalid")
         if requested == "file":
             if cfg.mic_file:
@@ -93,8 +103,14 @@ class SourceFactory:
 
             self._settle_devices()
             handle: TaskSource = DeviceSource(
-                mic, config, generation, self.context.io, device=config.device,
+                mic, config, generation, self.context.io,
+                device=path if path is not None else config.device,  # the host's name wins
                 rate=getattr(cfg, "mic_device_rate", None))
+        elif kind == "browser":
+            from .browser import open_browser
+
+            handle = open_browser(mic, config, generation, self.context.io,
+                                  cfg.extra.get("browser_mic"))
         elif kind == "file":
             assert path is not None
             handle = FileSource(mic, config, generation, self.context.io, path,

@@ -1,4 +1,4 @@
-"""The stub source (abi-reference §11.7): one frame every ``frame_ms``, zeros or the
+"""The stub source (docs/abi.md §7.3): one frame every ``frame_ms``, zeros or the
 fd's stored pattern (built by :meth:`spear_lab.fds.mic.MicFd.stub_frame`).
 
 Paced by :class:`~spear_lab.audio.pacing.Pacer`, so the rate does not drift (the

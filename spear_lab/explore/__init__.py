@@ -33,7 +33,7 @@ from .corpus import (SENTENCES, Recording, Utterance, cache_dir, generate, join_
 from .events import Segment, segments_from_events
 from .metrics import score
 from .realspeech import SpeechDataMissing, real_speech
-from .plots import plot_lanes, plot_metric, plot_tradeoff
+from .plots import plot_lanes, plot_metric, plot_tradeoff, plot_vad
 from .replay import Replayer, RunRecord
 from .results import Results, aggregate, best, satisfies
 from .sweep import calibrate_processing, evaluate, sweep
@@ -48,5 +48,5 @@ __all__ = [
     "Replayer", "RunRecord", "RunCache", "sweep", "calibrate_processing",
     "Results", "aggregate", "best", "satisfies",
     "Corpus", "load_corpus", "bootstrap_ci", "compare",
-    "plot_metric", "plot_lanes", "plot_tradeoff",
+    "plot_metric", "plot_lanes", "plot_tradeoff", "plot_vad",
 ]

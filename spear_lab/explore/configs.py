@@ -1,7 +1,7 @@
 """Segmentation configurations to sweep: server VAD, client commit, manual.
 
 A :class:`SegConfig` is one point of a sweep.  It turns into the ``SET_AUTOFLUSH`` JSON a
-guest applies (:meth:`SegConfig.segmentation`, abi-reference §8.1, strategy form) and into
+guest applies (:meth:`SegConfig.segmentation`, docs/abi.md §6.2strategy form) and into
 flat table columns (:meth:`SegConfig.params`).  :func:`grid` makes the cartesian product
 of parameter lists::
 

@@ -1,7 +1,8 @@
 """From the server events of one replay to the segments it produced (sans-I/O).
 
 A replay records every event pushed to the guest's rtasr receive queue with its arrival
-time (seconds on the run's clock).  :func:`segments_from_events` folds them into one
+time (seconds on the run's clock).  :func:`segments_from_events` folds them (through
+:class:`~spear_lab.trace.transcript.TranscriptFolder`, the Trace's own fold) into one
 :class:`Segment` per committed item:
 
 - **server VAD** items: ``input_audio_buffer.speech_started`` gives ``audio_start_ms``
@@ -33,17 +34,14 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
+from ..trace.transcript import (COMMITTED, COMPLETED, DELTA, FAILED, SPEECH_STARTED,
+                                SPEECH_STOPPED, TranscriptFolder, TranscriptItem)
+
 __all__ = [
     "Segment", "segments_from_events", "open_speech", "parse_events", "count_type",
     "SPEECH_STARTED", "SPEECH_STOPPED", "COMMITTED", "DELTA", "COMPLETED", "FAILED", "ERROR",
 ]
 
-SPEECH_STARTED = "input_audio_buffer.speech_started"
-SPEECH_STOPPED = "input_audio_buffer.speech_stopped"
-COMMITTED = "input_audio_buffer.committed"
-DELTA = "conversation.item.input_audio_transcription.delta"
-COMPLETED = "conversation.item.input_audio_transcription.completed"
-FAILED = "conversation.item.input_audio_transcription.failed"
 ERROR = "error"
 
 #: Event fields dropped when a replay's events are stored (large and not used here).
@@ -120,66 +118,39 @@ def _commit_refused(ev: dict) -> bool:
     return isinstance(err, dict) and err.get("code") == "input_audio_buffer_commit_empty"
 
 
-class _Item:
-    __slots__ = ("id", "start", "stop", "t_started", "t_stopped", "t_committed", "t_completed",
-                 "transcript", "failed", "commit_ms", "order")
-
-    def __init__(self, item_id: str | None, order: int) -> None:
-        self.id = item_id
-        self.order = order
-        self.start = self.stop = self.commit_ms = None
-        self.t_started = self.t_stopped = self.t_committed = self.t_completed = None
-        self.transcript = self.failed = None
+#: The events a segment is made of (the transcript folder reads more; deltas are not needed).
+_SEGMENT_EVENTS = frozenset({SPEECH_STARTED, SPEECH_STOPPED, COMMITTED, COMPLETED, FAILED})
 
 
 def _fold(events: Sequence[tuple[float, dict]], commit_positions_ms: Sequence[float],
-          audio_ms: float | None) -> list[_Item]:
-    items: dict[str, _Item] = {}
-    anonymous: list[_Item] = []
+          audio_ms: float | None) -> list[tuple[TranscriptItem, float | None, str | None]]:
+    """The replay's items (the project's transcript folder, events without an item id
+    making items of their own), each with the audio position of the commit that cut it
+    (None when the server VAD closed it or it was never committed) and its transcript
+    (the last ``completed``; ``""`` when a ``failed`` came last; None before either)."""
+    folder = TranscriptFolder(anonymous=True)
+    commit_ms: dict[int, float | None] = {}
+    failed_last: set[int] = set()
     positions = list(commit_positions_ms)
     host_commits = 0
-
-    def item(item_id: Any) -> _Item:
-        if not isinstance(item_id, str) or not item_id:
-            it = _Item(None, len(items) + len(anonymous))
-            anonymous.append(it)
-            return it
-        if item_id not in items:
-            items[item_id] = _Item(item_id, len(items) + len(anonymous))
-        return items[item_id]
-
     for t, ev in events:
         etype = ev.get("type")
-        if etype == SPEECH_STARTED:
-            it = item(ev.get("item_id"))
-            it.start, it.t_started = _num(ev.get("audio_start_ms")), t
-        elif etype == SPEECH_STOPPED:
-            it = item(ev.get("item_id"))
-            it.stop, it.t_stopped = _num(ev.get("audio_end_ms")), t
-        elif etype == COMMITTED:
-            it = item(ev.get("item_id"))
-            it.t_committed = t
-            if it.t_stopped is None:  # cut by a commit, not by the VAD
-                pos = _num(ev.get("audio_end_ms"))
+        if etype in _SEGMENT_EVENTS:
+            it = folder.feed(t, ev)
+            if etype == COMMITTED and it is not None and it.t_speech_stopped is None:
+                pos = _num(ev.get("audio_end_ms"))  # cut by a commit, not by the VAD
                 if pos is None and host_commits < len(positions):
                     pos = positions[host_commits]
                 if pos is None:
                     pos = audio_ms
-                it.commit_ms = pos
+                commit_ms[it.seq] = pos
                 host_commits += 1
+            elif it is not None and etype in (COMPLETED, FAILED):
+                (failed_last.add if etype == FAILED else failed_last.discard)(it.seq)
         elif etype == ERROR and _commit_refused(ev):
             host_commits += 1  # that commit made no item: skip its position
-        elif etype in (COMPLETED, FAILED):
-            it = item(ev.get("item_id"))
-            it.t_completed = t
-            if etype == COMPLETED:
-                tr = ev.get("transcript")
-                it.transcript = tr if isinstance(tr, str) else ""
-            else:
-                err = ev.get("error")
-                it.failed = str(err.get("message") if isinstance(err, dict) else err)
-                it.transcript = ""
-    return sorted([*items.values(), *anonymous], key=lambda i: i.order)
+    return [(it, commit_ms.get(it.seq), "" if it.seq in failed_last else it.transcript)
+            for it in folder.transcript()]
 
 
 def _onset(start: float | None, floor: float, pad: float) -> float:
@@ -202,25 +173,26 @@ def segments_from_events(events: Sequence[tuple[float, dict]], *, prefix_padding
     """
     segs: list[Segment] = []
     prev_cut = 0.0
-    for it in _fold(events, commit_positions_ms, audio_ms):
+    for it, commit_ms, transcript in _fold(events, commit_positions_ms, audio_ms):
         if it.t_committed is None and it.t_completed is None:
             continue  # speech never committed
-        if it.stop is not None:  # server VAD closed it
-            start = it.start if it.start is not None else prev_cut
-            end = it.stop
-            onset = _onset(it.start, prev_cut, prefix_padding_ms)
-            seg = Segment(it.id, start, end, min(onset, end), max(start, end - silence_ms), "server_vad",
-                          it.t_started, it.t_stopped, it.t_committed, it.t_completed, it.transcript,
-                          it.failed)
+        first, stop = _num(it.audio_start_ms), _num(it.audio_end_ms)
+        if stop is not None:  # server VAD closed it
+            start = first if first is not None else prev_cut
+            end = stop
+            onset = _onset(first, prev_cut, prefix_padding_ms)
+            seg = Segment(it.item_id, start, end, min(onset, end), max(start, end - silence_ms),
+                          "server_vad", it.t_speech_started, it.t_speech_stopped, it.t_committed,
+                          it.t_completed, transcript, it.failed)
         else:
-            end = it.commit_ms if it.commit_ms is not None else (
+            end = commit_ms if commit_ms is not None else (
                 audio_ms if audio_ms is not None else prev_cut)
-            if it.start is not None:  # VAD speech cut short by a commit
-                start, onset = it.start, _onset(it.start, prev_cut, prefix_padding_ms)
+            if first is not None:  # VAD speech cut short by a commit
+                start, onset = first, _onset(first, prev_cut, prefix_padding_ms)
             else:
                 start = onset = prev_cut
-            seg = Segment(it.id, start, end, min(onset, end), end, "commit", it.t_started,
-                          it.t_committed, it.t_committed, it.t_completed, it.transcript, it.failed)
+            seg = Segment(it.item_id, start, end, min(onset, end), end, "commit", it.t_speech_started,
+                          it.t_committed, it.t_committed, it.t_completed, transcript, it.failed)
         prev_cut = max(prev_cut, seg.end_ms)
         segs.append(seg)
     return sorted(segs, key=lambda s: (s.start_ms, s.end_ms))
@@ -228,5 +200,5 @@ def segments_from_events(events: Sequence[tuple[float, dict]], *, prefix_padding
 
 def open_speech(events: Sequence[tuple[float, dict]]) -> int:
     """Items whose speech started but that were never committed (cut off at the end)."""
-    return sum(1 for it in _fold(events, (), None)
-               if it.t_started is not None and it.t_committed is None and it.t_completed is None)
+    return sum(1 for it, _, _ in _fold(events, (), None)
+               if it.t_speech_started is not None and it.t_committed is None and it.t_completed is None)

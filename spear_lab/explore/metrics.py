@@ -46,7 +46,7 @@ Definitions (all per recording and configuration):
   ``seg_delay_p50_ms`` / ``seg_delay_p95_ms`` (it does not depend on the machine's load).
   Utterances no segment overlaps, or whose segment never completed, have no latency
   (counted in ``missed_utterances``).  p50/p95 use linear interpolation
-  (``numpy.percentile``).
+  (:func:`spear_lab.trace.stats.percentile`, the project's one percentile function).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..trace.stats import percentile
 from .events import Segment
 
 __all__ = [
@@ -247,11 +248,6 @@ def utterance_latencies(reference: Sequence[tuple[float, float]],
     """Latency (ms) from each reference utterance's end to the ``completed`` event of the
     segment holding that end: segmentation delay + processing; None when there is none."""
     return [None if t is None or t[1] is None else t[0] + t[1] for t in utterance_timing(reference, segments)]
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0–100, linear interpolation); NaN for no values."""
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else math.nan
 
 
 def score(reference: Sequence[tuple[float, float, str]] | None, ref_text: str,

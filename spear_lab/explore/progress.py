@@ -78,15 +78,19 @@ class _TqdmProgress(Progress):
 
 
 class _WidgetProgress(Progress):
+    """A bar and a label, shown with a static picture of themselves; frozen into that
+    picture when the work ends, so a saved notebook shows the finished bar."""
+
     def __init__(self, total: int, desc: str = "") -> None:
         super().__init__(total, desc)
         import ipywidgets as w
-        from IPython.display import display
+
+        from ..views.static import LiveWidget
 
         self._bar = w.IntProgress(value=0, min=0, max=max(total, 1), description=desc[:20])
         self._label = w.Label(f"0/{total}")
-        self._box = w.HBox([self._bar, self._label])
-        display(self._box)
+        self._view = LiveWidget(w.HBox([self._bar, self._label]))
+        self._view._ipython_display_()
 
     def draw(self) -> None:
         self._bar.value = self.n
@@ -94,6 +98,7 @@ class _WidgetProgress(Progress):
 
     def close(self) -> None:
         self._bar.bar_style = "success" if self.n >= self.total else "warning"
+        self._view.freeze()
 
 
 def _in_kernel() -> bool:

@@ -40,6 +40,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..abi.notes import EventReceived, Note, RtasrFailed, RtasrHungUp, RtasrQueues, VadProbabilities
 from .configs import SegConfig
 from .corpus import RATE, Recording
 from .events import Segment, open_speech, parse_events, segments_from_events
@@ -104,17 +105,17 @@ class EventTap:
         self.vad_frame_ms = 0.0
         self._seen: dict[int, int] = {}
 
-    def __call__(self, fd: int, what: str, data: dict) -> None:
+    def __call__(self, fd: int, note: Note) -> None:
         t = self.clock() - self.t0
-        if what == "event":
-            self.events.append((t, bytes(data.get("event", b""))))
-        elif what in ("error", "hangup"):
-            self.problems.append(f"{what}: {data.get('message', '')}")
-        elif what == "vad":
-            start, step = float(data["audio_start_ms"]), float(data["frame_ms"])
+        if isinstance(note, EventReceived):
+            self.events.append((t, bytes(note.event)))
+        elif isinstance(note, (RtasrFailed, RtasrHungUp)):
+            self.problems.append(f"{note.what}: {note.message}")
+        elif isinstance(note, VadProbabilities):
+            start, step = float(note.audio_start_ms), float(note.frame_ms)
             self.vad_frame_ms = step
-            self.vad.extend((start + i * step, float(p)) for i, p in enumerate(data["probabilities"]))
-        if what in ("event", "rtasr_queues"):
+            self.vad.extend((start + i * step, float(p)) for i, p in enumerate(note.probabilities))
+        if isinstance(note, (EventReceived, RtasrQueues)):
             entry = self.table.get(fd)
             n = getattr(entry, "commits", None)
             if isinstance(n, int) and n > self._seen.get(fd, 0):

@@ -82,7 +82,8 @@ def calibrate_processing(*, backend: str = "local", cache: Any = True,
                          replayer: "Replayer | Callable[[], Replayer] | None" = None) -> dict[str, Any]:
     """Processing time (ms, ``completed`` after the segment closed) of ``backend`` when audio
     arrives in real time: one real-time replay of :func:`calibration_recording` under
-    server VAD (500 ms), cached.  ``replayer`` (or a function making one, called only on
+    server VAD (500 ms), cached.  Without ``replayer`` it starts its own, whose server
+    keeps no recognition cache (a cached recognition is no processing time).  ``replayer`` (or a function making one, called only on
     a cache miss) runs it.  Returns ``processing_ms`` (median; None when the replay
     failed), ``processing_p95_ms``, ``values``, ``ok``, ``cached``, ``error``."""
     store = _cache_of(cache)
@@ -93,13 +94,16 @@ def calibrate_processing(*, backend: str = "local", cache: Any = True,
         run, cached = RunRecord.from_json(obj), True
     else:
         own = replayer is None
-        rp = Replayer(backend=backend, concurrency=1) if replayer is None else (
-            replayer if isinstance(replayer, Replayer) or hasattr(replayer, "run") else replayer())
-        try:
-            run = rp.run([Job(rec, CALIBRATION_CONFIG, True)])[0]
-        finally:
-            if own:
-                rp.close()
+        # Its own server, with no recognition cache: a cached recognition takes ~1 ms and
+        # would pass for the recogniser's processing time.
+        with _environ("off") if own else contextlib.nullcontext():
+            rp = Replayer(backend=backend, concurrency=1) if replayer is None else (
+                replayer if isinstance(replayer, Replayer) or hasattr(replayer, "run") else replayer())
+            try:
+                run = rp.run([Job(rec, CALIBRATION_CONFIG, True)])[0]
+            finally:
+                if own:
+                    rp.close()
         cached = False
         if run.ok:
             store.put(key, run.to_json())
@@ -264,7 +268,9 @@ def sweep(recordings: Recording | Iterable[Recording],
             calibration = calibrate
         elif calibrate and any(not j.realtime for j in jobs):
             bar.update(0, note="latency calibration")
-            calibration = calibrate_processing(backend=backend, cache=store, replayer=get_rp)
+            # locally: a replayer of its own, without the sweep's recognition cache
+            calibration = calibrate_processing(backend=backend, cache=store,
+                                               replayer=get_rp if executor is not None or not own else None)
         if calibration is not None and not calibration["ok"]:
             log.warning("latency calibration failed (%s): fast replays use their own processing "
                         "times", calibration["error"])

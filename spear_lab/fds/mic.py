@@ -1,10 +1,10 @@
-"""Microphone fds, ``mic_*`` (abi-reference §11): configuration, capture queue, readiness.
+"""Microphone fds, ``mic_*`` (docs/abi.md §7): configuration, capture queue, readiness.
 
 Sans-I/O.  A source (device, file or stub; see :mod:`spear_lab.audio`) pushes frames of
 exactly :attr:`MicConfig.frame_bytes` bytes into the capture queue; ``mic_read`` hands the
 guest one frame per call.
 
-- SET_PARAM validates the whole request before anything changes (fixes G25, G27): a bad
+- SET_PARAM validates the whole request before anything changes (a fix, docs/abi.md §12): a bad
   request returns ``-EINVAL`` and the previous configuration keeps running.
 - queue: drop-oldest beyond ``max_queue_bytes`` (default 524288, persists across
   SET_PARAM, clamped to the host's ``max_queue_cap``), counted in ``dropped_frames``; a
@@ -28,6 +28,7 @@ from typing import Any, Callable, Protocol
 from ..abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, Errno, FdKind, MicCtl
 from ..abi.fdtable import FdEntry, FdTable
 from ..abi.jsonfmt import dumpb, loads
+from ..abi.notes import MicQueue
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_QUEUE_BYTES = 524288
 #: Largest decoded ``stub_pcm16_base64`` pattern (10 MiB).
 MAX_PATTERN_BYTES = 10 * 1024 * 1024
-#: Most channels a config may ask for (G25).
+#: Most channels a config may ask for (docs/abi.md §12).
 MAX_CHANNELS = 8
 #: [EXT] highest accepted ``sample_rate_hz``.
 MAX_SAMPLE_RATE_HZ = 768000
@@ -55,7 +56,7 @@ class SourceError(Exception):
 
 @dataclass(frozen=True)
 class MicConfig:
-    """One accepted SET_PARAM configuration (§11.3); all fields validated."""
+    """One accepted SET_PARAM configuration (docs/abi.md §7.1); all fields validated."""
 
     sample_rate_hz: int = 24000
     channels: int = 1
@@ -120,7 +121,7 @@ def _sub(obj: dict, key: str) -> dict:
 
 
 def parse_set_param(payload: bytes | None) -> MicRequest:
-    """Validate a SET_PARAM payload as a whole (§11.3 with fixes G25, G27).
+    """Validate a SET_PARAM payload as a whole (docs/abi.md §7.6, with a fix of §12).
 
     Absent fields (and JSON ``null``) take their defaults; a valid JSON value that is not
     an object means "all defaults" (reference).  Raises ValueError saying which rule was
@@ -242,7 +243,7 @@ class MicFd(FdEntry):
     # -- readiness ---------------------------------------------------------------------
 
     def recompute(self) -> None:
-        """Recompute the stored mask from the state (§11.8).  Caller holds the lock."""
+        """Recompute the stored mask from the state (docs/abi.md §7.4).  Caller holds the lock."""
         mask = 0
         if self.queue:
             mask |= EPOLLIN
@@ -338,8 +339,10 @@ class MicFd(FdEntry):
         return rc
 
     def status(self) -> dict[str, Any]:
-        """The GET_STATUS object: the seven reference keys plus [EXT] ``source``."""
-        return {
+        """The GET_STATUS object: the seven reference keys plus [EXT] ``source``, and any
+        [EXT] keys the running source adds (its optional ``status()``, e.g. the browser
+        source's ``gap_frames`` and ``jitter_ms``)."""
+        out = {
             "config": self.config.to_json() if self.config is not None else None,
             "dropped_frames": self.dropped_frames,
             "generation": self.generation,
@@ -349,6 +352,10 @@ class MicFd(FdEntry):
             "running": self.running,
             "source": self.source_name,
         }
+        extra = getattr(self.source, "status", None)
+        if callable(extra):
+            out.update({k: v for k, v in extra().items() if k not in out})
+        return out
 
     def list_devices(self) -> dict[str, Any]:
         """[EXT] LIST_DEVICES: the input devices a ``source: "device"`` may name."""
@@ -369,11 +376,8 @@ class MicFd(FdEntry):
     def _note_queue(self) -> None:
         """Report the queue level to table listeners (the Trace).  Caller holds the lock."""
         if self.table.listeners:
-            self.table.note(self.fd, "mic_queue", {
-                "queue_bytes": self.queue_bytes,
-                "max_queue_bytes": self.max_queue_bytes,
-                "dropped_frames": self.dropped_frames,
-            })
+            self.table.note(self.fd, MicQueue(self.queue_bytes, self.max_queue_bytes,
+                                              self.dropped_frames))
 
     # -- producer side (these take the lock themselves) ----------------------------------
 
@@ -410,7 +414,7 @@ class MicFd(FdEntry):
         return self.push_frames(generation, [frame])
 
     def stub_frame(self) -> bytes:
-        """The next stub frame (§11.7): zeros, or the stored pattern taken cyclically from
+        """The next stub frame (docs/abi.md §7.3): zeros, or the stored pattern taken cyclically from
         the persistent offset.  Caller holds the lock and has a config."""
         assert self.config is not None
         n = self.config.frame_bytes
@@ -443,6 +447,15 @@ class MicFd(FdEntry):
                 return None
             free = (self.max_queue_bytes - self.queue_bytes) // max(frame_bytes, 1)
             return max(free, 1 if not self.queue else 0)
+
+    def count_dropped(self, generation: int, frames: int) -> None:
+        """A source lost ``frames`` frames before they reached the queue (a gap in its
+        stream): counted in ``dropped_frames`` like overflow drops."""
+        with self.table.lock:
+            if not self._current(generation) or frames <= 0:
+                return
+            self.dropped_frames += frames
+            self._note_queue()
 
     def source_error(self, generation: int, message: str) -> None:
         """A runtime source failure: ``last_error`` and EPOLLERR; capture may continue."""

@@ -1,4 +1,4 @@
-"""Realtime-ASR fds, ``rtasr_*`` (abi-reference §7): state machine, queues, readiness.
+"""Realtime-ASR fds, ``rtasr_*`` (docs/abi.md §5): state machine, queues, readiness.
 
 Sans-I/O: audio written by the guest waits in the send queue until a transport takes it;
 events a transport receives wait in the receive queue until the guest reads them.
@@ -6,12 +6,18 @@ events a transport receives wait in the receive queue until the guest reads them
 - send queue: all-or-nothing writes; ``-EAGAIN`` when ``send_queue_bytes + n`` exceeds
   ``max_send_queue_bytes``; ``EPOLLOUT`` while strictly below the limit.
 - receive queue: one event per read; drop-oldest beyond ``max_recv_queue_bytes``
-  (counted in ``dropped_events``); a read into a too-small buffer loses nothing (fix G6).
+  (counted in ``dropped_events``); a read into a too-small buffer loses nothing (a fix, docs/abi.md §12).
 - errors: state ``Error`` with ``last_error`` and ``EPOLLERR``, writes ``-EIO``; a peer
-  close is sticky (``EPOLLHUP``, writes ``-EPIPE``, fix G16).
+  close is sticky (``EPOLLHUP``, writes ``-EPIPE``, a fix, docs/abi.md §12).
 - host bounds: guest-set queue limits are clamped to the host's ceilings
   (``max_send_cap`` / ``max_recv_cap``); SET_PARAM values are capped in total at
   ``max_param_bytes`` (``-ENOMEM`` beyond); close releases queues, params and transport.
+- states: the table of :mod:`.rtasr_machine` (``phase``, internal; ``state`` is what
+  GET_STATUS shows); every refused call records ``last_refusal`` (errno and rule).
+- transport: chosen and started at CONNECT through the :data:`~.ports.Connector` port,
+  told with :meth:`~.ports.Transport.wake` when there is something to look at (an item,
+  a segmentation, the close); it sleeps until :meth:`RtAsrFd.next_commit_deadline` or a
+  wake (no polling), and stops itself once the fd is closed.
 """
 
 from __future__ import annotations
@@ -23,15 +29,19 @@ from typing import Any, Callable, NamedTuple
 from ..abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, Errno, FdKind, RtasrCtl, RtasrState
 from ..abi.fdtable import FdEntry, FdTable
 from ..abi.jsonfmt import dumpb, dumps, loads
-from ..transports.base import ConnectRefused, Transport
+from ..abi.notes import EventReceived, RtasrFailed, RtasrHungUp, RtasrQueues
+from . import rtasr_machine as machine
+from .ports import ConnectRefused, Connector, Transport  # noqa: F401 (Connector: re-exported)
+from .rtasr_machine import Event, Refusal
 from .segmentation import CommitClock, Segmentation, is_silent
 
 DEFAULT_QUEUE_BYTES = 1048576
 COMMIT = b'{"type":"input_audio_buffer.commit"}'
 CLEAR = b'{"type":"input_audio_buffer.clear"}'
 
-#: Host hook that starts a transport for a connecting fd; may raise :class:`ConnectRefused`.
-Connector = Callable[["RtAsrFd"], Transport]
+_ERROR = RtasrState.ERROR
+#: Internal states of a closed fd (its transport may still be draining).
+_GONE = (RtasrState.DRAINING, RtasrState.CLOSED)
 #: Host hook ``deliver(payload) -> rc``: copies to the guest; rc >= 0 means delivered.
 Deliver = Callable[[bytes], int]
 
@@ -56,7 +66,9 @@ class RtAsrFd(FdEntry):
         super().__init__(table, fd)
         self.connector = connector
         self.clock = clock
-        self.state = RtasrState.INIT
+        #: Internal state (every state of the table is entered); see :attr:`state`.
+        self.phase = RtasrState.INIT
+        self._refused: tuple[int, str, tuple] | None = None
         self.params: dict[str, Any] = {}
         #: SET_PARAM payload bytes per key, capped in total by ``max_param_bytes``.
         self.param_bytes: dict[str, int] = {}
@@ -86,19 +98,49 @@ class RtAsrFd(FdEntry):
     def _cap(value: int, cap: int | None) -> int:
         return value if cap is None else min(value, cap)
 
+    # -- states (docs/abi.md §5.1) -------------------------------------------------------
+
+    @property
+    def state(self) -> RtasrState:
+        """The state as GET_STATUS shows it (never ``Connecting`` nor ``Draining``)."""
+        return machine.shown(self.phase)
+
+    def _step(self, event: Event) -> bool:
+        """Apply ``event`` from the transition table; False when it changes nothing."""
+        new = machine.next_state(self.phase, event)
+        if new is None:
+            return False
+        self.phase = new
+        return True
+
+    def _refuse(self, rc: int, rule: str, *args: Any) -> int:
+        """Record that a call was refused with ``rc`` (-errno) for ``rule`` (a template of
+        :mod:`.rtasr_machine`, filled with ``args`` when read); returns ``rc``."""
+        self._refused = (rc, rule, args)
+        return rc
+
+    @property
+    def last_refusal(self) -> Refusal | None:
+        """The last refused call: its errno and the rule it broke (None before any)."""
+        if self._refused is None:
+            return None
+        rc, rule, args = self._refused
+        return Refusal(Errno(-rc), rule % args if args else rule)
+
     # -- readiness ---------------------------------------------------------------------
 
     def recompute(self) -> None:
-        """Recompute the whole readiness mask (§7.9, fix G31).  Caller holds the lock."""
+        """Recompute the whole readiness mask (docs/abi.md §3.3, with a fix of §12).  Caller holds the lock."""
         mask = 0
         if self.recv_queue:
             mask |= EPOLLIN
-        if self.state is RtasrState.ERROR:
+        phase = self.phase
+        if phase is _ERROR:
             mask |= EPOLLERR
-        elif (not self.peer_closed and self.state not in (RtasrState.DRAINING, RtasrState.CLOSED)
+        elif (not self.peer_closed and phase not in _GONE
               and self.send_queue_bytes < self.max_send_queue_bytes):
             mask |= EPOLLOUT
-        if self.peer_closed or self.state is RtasrState.CLOSED:
+        if self.peer_closed or phase in _GONE:
             mask |= EPOLLHUP
         self.set_mask(mask)
 
@@ -106,20 +148,22 @@ class RtAsrFd(FdEntry):
 
     def _writable(self) -> int:
         """0 when the send side accepts items, else -EIO (Error) or -EPIPE (peer closed)."""
-        if self.state is RtasrState.ERROR:
-            return -Errno.EIO
+        if self.phase is _ERROR:
+            return self._refuse(-Errno.EIO, machine.IN_ERROR, self.last_error)
         if self.peer_closed:
-            return -Errno.EPIPE
+            return self._refuse(-Errno.EPIPE, machine.PEER_CLOSED)
+        return 0
+
+    def _fits(self, n: int) -> int:
+        """0 when ``n`` more bytes fit the send queue, else -EAGAIN (recorded)."""
+        if self.send_queue_bytes + n > self.max_send_queue_bytes:
+            return self._refuse(-Errno.EAGAIN, machine.QUEUE_FULL,
+                                self.send_queue_bytes, self.max_send_queue_bytes)
         return 0
 
     def check_write(self, n: int) -> int:
         """What a write of ``n`` bytes would fail with (-EIO / -EPIPE / -EAGAIN), else 0."""
-        rc = self._writable()
-        if rc:
-            return rc
-        if n and self.send_queue_bytes + n > self.max_send_queue_bytes:
-            return -Errno.EAGAIN
-        return 0
+        return self._writable() or (self._fits(n) if n else 0)
 
     def write(self, data: bytes) -> int:
         """``rtasr_write``: bytes queued, 0 for empty data, or -EIO / -EPIPE / -EAGAIN."""
@@ -130,7 +174,7 @@ class RtAsrFd(FdEntry):
         if n == 0:
             return 0
         if self.send_queue_bytes + n > self.max_send_queue_bytes:
-            return -Errno.EAGAIN
+            return self._fits(n)
         self.send_queue.append(SendItem(True, bytes(data)))
         self.send_queue_bytes += n
         self.audio_bytes_written += n
@@ -160,7 +204,7 @@ class RtAsrFd(FdEntry):
     def ctl(self, cmd: int, payload: bytes | None) -> int | bytes:
         """``rtasr_ctl`` after the fd lookup: 0, output JSON bytes, or -errno."""
         if cmd not in RtasrCtl._value2member_map_:
-            return -Errno.EINVAL
+            return self._refuse(-Errno.EINVAL, machine.UNKNOWN_CMD)
         if cmd == RtasrCtl.SET_PARAM:
             return self._set_param(payload)
         if cmd == RtasrCtl.CONNECT:
@@ -170,7 +214,7 @@ class RtAsrFd(FdEntry):
         if cmd == RtasrCtl.SEND_EVENT:
             ok, obj = loads(payload)
             if not ok:
-                return -Errno.EINVAL
+                return self._refuse(-Errno.EINVAL, machine.BAD_EVENT)
             return self._queue_control(dumps(obj).encode())
         if cmd == RtasrCtl.FLUSH:
             rc = self._queue_control(COMMIT)
@@ -187,7 +231,7 @@ class RtAsrFd(FdEntry):
             ok, obj = loads(payload)
             seg = Segmentation.parse(obj) if ok else None
             if seg is None:
-                return -Errno.EINVAL
+                return self._refuse(-Errno.EINVAL, machine.BAD_SEGMENTATION)
             self.segmentation = seg
             now = self.clock()
             self.commit_clock = CommitClock(now, now, now)
@@ -197,21 +241,18 @@ class RtAsrFd(FdEntry):
 
     def _set_param(self, payload: bytes | None) -> int:
         ok, obj = loads(payload)
-        if not ok or not isinstance(obj, dict):
-            return -Errno.EINVAL
-        key = obj.get("key")
+        key = obj.get("key") if ok and isinstance(obj, dict) else None
         if not isinstance(key, str) or not key:
-            return -Errno.EINVAL
+            return self._refuse(-Errno.EINVAL, machine.BAD_PARAM)
         value = obj.get("value")
         size = len(payload or b"")
         if self.max_param_bytes is not None:
             total = sum(self.param_bytes.values()) - self.param_bytes.get(key, 0) + size
             if total > self.max_param_bytes:
-                return -Errno.ENOMEM
+                return self._refuse(-Errno.ENOMEM, machine.PARAMS_FULL, self.max_param_bytes)
         self.params[key] = value
         self.param_bytes[key] = size
-        if self.state is RtasrState.INIT:
-            self.state = RtasrState.CONFIGURED
+        self._step(Event.SET_PARAM)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             if key == "max_send_queue_bytes":
                 self.max_send_queue_bytes = self._cap(value, self.max_send_cap)
@@ -221,27 +262,26 @@ class RtAsrFd(FdEntry):
         return 0
 
     def _connect(self) -> int:
-        if self.state is RtasrState.ERROR:
-            return -Errno.EIO
-        if self.transport is not None:
-            return 0
-        self.state = RtasrState.CONNECTED
-        if self.connector is None:
+        """CONNECT: Init/Configured → Connecting (shown as Connected); a second CONNECT
+        changes nothing; in Error -EIO (no reconnect)."""
+        if self.phase is RtasrState.ERROR:
+            return self._refuse(-Errno.EIO, machine.IN_ERROR, self.last_error)
+        if not self._step(Event.CONNECT):
+            return 0  # already connecting or connected
+        if self.connector is None:  # no host transport: nothing to wait for
+            self._step(Event.OPENED)
             return 0
         try:
-            self.transport = self.connector(self)
+            self.transport = self.connector(self)  # chosen and started by the host's edge
         except ConnectRefused as exc:
             self.fail(str(exc))
-            return -Errno.EIO
-        self.transport.start()
+            return self._refuse(-Errno.EIO, machine.IN_ERROR, self.last_error)
         return 0
 
     def _queue_control(self, text: bytes) -> int:
-        rc = self._writable()
+        rc = self._writable() or self._fits(len(text))
         if rc:
             return rc
-        if self.send_queue_bytes + len(text) > self.max_send_queue_bytes:
-            return -Errno.EAGAIN
         self.send_queue.append(SendItem(False, text))
         self.send_queue_bytes += len(text)
         self.recompute()
@@ -266,8 +306,8 @@ class RtAsrFd(FdEntry):
         }
 
     def on_close(self) -> None:
-        self.state = RtasrState.CLOSED
         transport, self.transport = self.transport, None
+        self._step(Event.CLOSE if transport is None else Event.CLOSE_DRAINING)
         # flush_on_close: audio still queued goes out before the final commit.
         flush = self.segmentation.flush_on_close
         self.unsent = [i for i in self.send_queue if i.audio] if flush else []
@@ -278,19 +318,15 @@ class RtAsrFd(FdEntry):
         self.params = {}
         self.param_bytes = {}
         self.connector = None
-        if transport is not None:
-            transport.stop(flush=self.segmentation.flush_on_close)
+        if transport is not None:  # it sees the close: flush (``unsent``), close, end
+            transport.wake()
 
     def _note_queues(self) -> None:
         """Report queue levels to table listeners (the Trace).  Caller holds the lock."""
         if self.table.listeners:
-            self.table.note(self.fd, "rtasr_queues", {
-                "send_queue_bytes": self.send_queue_bytes,
-                "max_send_queue_bytes": self.max_send_queue_bytes,
-                "recv_queue_bytes": self.recv_queue_bytes,
-                "max_recv_queue_bytes": self.max_recv_queue_bytes,
-                "dropped_events": self.dropped_events,
-            })
+            self.table.note(self.fd, RtasrQueues(
+                self.send_queue_bytes, self.max_send_queue_bytes, self.recv_queue_bytes,
+                self.max_recv_queue_bytes, self.dropped_events))
 
     # -- transport side (these take the lock themselves) ---------------------------------
 
@@ -308,10 +344,20 @@ class RtAsrFd(FdEntry):
         self.commit_clock.reset(now, pending=True)
         return True
 
-    def autoflush_tick(self) -> bool:
-        """Timer path of the client-commit check (fix G15); True when a commit was queued."""
+    def next_commit_deadline(self) -> float | None:
+        """When (in :attr:`clock` seconds) the client-commit check fires without another
+        write (docs/abi.md §6.5), or None when only a write, FLUSH/CLEAR or a sent control
+        text can make it fire.  A transport sleeps until then, then calls
+        :meth:`autoflush_tick`."""
         with self.table.lock:
-            if self.closed or self.state is RtasrState.ERROR:
+            if self.closed or self.phase is RtasrState.ERROR:
+                return None
+            return self.commit_clock.next_deadline(self.segmentation)
+
+    def autoflush_tick(self) -> bool:
+        """Timer path of the client-commit check (a fix, docs/abi.md §12); True when a commit was queued."""
+        with self.table.lock:
+            if self.closed or self.phase is RtasrState.ERROR:
                 return False
             fired = self._autoflush(self.clock())
             if fired:
@@ -335,7 +381,7 @@ class RtAsrFd(FdEntry):
             self.commit_clock.pending_flush = False
 
     def push_event(self, event: bytes) -> None:
-        """Queue one received event; drop the oldest beyond the limit (§7.8)."""
+        """Queue one received event; drop the oldest beyond the limit (docs/abi.md §5.3)."""
         with self.table.lock:
             if self.closed:
                 return
@@ -347,21 +393,30 @@ class RtAsrFd(FdEntry):
                 self.dropped_events += 1
             self.recompute()
             if self.table.listeners:
-                self.table.note(self.fd, "event", {"event": event})
+                self.table.note(self.fd, EventReceived(event))
                 self._note_queues()
+
+    def opened(self) -> None:
+        """The transport is moving data: Connecting → Connected (GET_STATUS unchanged)."""
+        with self.table.lock:
+            self._step(Event.OPENED)
+
+    def transport_ended(self) -> None:
+        """Every task of the transport ended: Draining → Closed (nothing else changes)."""
+        with self.table.lock:
+            self._step(Event.ENDED)
 
     def fail(self, message: str) -> None:
         """Enter ``Error`` with ``last_error``; EPOLLERR, no more writes."""
         with self.table.lock:
-            if self.closed or self.state is RtasrState.ERROR:
+            if self.closed or not self._step(Event.FAILED):
                 return
-            self.state = RtasrState.ERROR
             self.last_error = message
             self.recompute()
-            self.table.note(self.fd, "error", {"message": message})
+            self.table.note(self.fd, RtasrFailed(message))
 
     def hang_up(self, message: str = "websocket closed by peer") -> None:
-        """The peer closed: sticky EPOLLHUP, writes -EPIPE, reads drain (fix G16)."""
+        """The peer closed: sticky EPOLLHUP, writes -EPIPE, reads drain (a fix, docs/abi.md §12)."""
         with self.table.lock:
             if self.closed or self.peer_closed:
                 return
@@ -369,7 +424,7 @@ class RtAsrFd(FdEntry):
             if self.last_error is None:
                 self.last_error = message
             self.recompute()
-            self.table.note(self.fd, "hangup", {"message": message})
+            self.table.note(self.fd, RtasrHungUp(message))
 
     def param(self, key: str, default: Any = None) -> Any:
         """A SET_PARAM value (read live by transports)."""

@@ -1,4 +1,4 @@
-"""Segmentation (autoflush) settings of an rtasr fd (abi-reference §8).
+"""Segmentation (autoflush) settings of an rtasr fd (docs/abi.md §6).
 
 Three strategies decide who cuts the audio into turns:
 
@@ -31,6 +31,8 @@ DEFAULT_MIN_FLUSH_GAP_MS = 500
 SILENCE_PEAK = 500
 #: Bytes per millisecond of the ABI's audio (24 kHz mono pcm16), to measure silence written.
 BYTES_PER_MS = 48
+#: Seconds a commit deadline lies after the exact trigger time (float rounding margin).
+DEADLINE_SLACK_S = 1e-6
 
 
 def _uint(obj: dict, key: str) -> int | None:
@@ -88,7 +90,7 @@ class Segmentation:
     flush_on_close: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """The GET_AUTOFLUSH object (always the four keys of §8.3)."""
+        """The GET_AUTOFLUSH object (always the four keys of docs/abi.md §6.4)."""
         return {
             "client_commit": self.client_commit.to_json() if self.client_commit else None,
             "flush_on_close": self.flush_on_close,
@@ -160,7 +162,7 @@ def _parse_legacy(obj: dict, flush_on_close: bool) -> Segmentation:
 
 
 def turn_detection(seg: Segmentation) -> dict[str, Any] | None:
-    """The OpenAI ``turn_detection`` object for ``seg`` (§8.5): server VAD or None."""
+    """The OpenAI ``turn_detection`` object for ``seg`` (docs/abi.md §6.6): server VAD or None."""
     if seg.strategy != SERVER_VAD:
         return None
     vad = seg.vad or Vad(DEFAULT_SILENCE_MS)
@@ -183,7 +185,7 @@ def is_silent(chunk: bytes, peak: int = SILENCE_PEAK) -> bool:
 
 @dataclass
 class CommitClock:
-    """Host-side commit bookkeeping of one fd (§8.4); times in seconds (monotonic)."""
+    """Host-side commit bookkeeping of one fd (docs/abi.md §6.5); times in seconds (monotonic)."""
 
     last_flush_at: float
     last_audio_at: float
@@ -209,8 +211,30 @@ class CommitClock:
             self.silent_run_bytes = 0
             self.last_voice_at = now
 
+    def next_deadline(self, seg: Segmentation) -> float | None:
+        """The earliest time (seconds, same clock) at which :meth:`due` holds without
+        another :meth:`audio` or :meth:`reset`, or None when only those can make it hold."""
+        cc = seg.client_commit
+        if seg.strategy != CLIENT_COMMIT or cc is None or self.pending_flush or self.buffered_bytes <= 0:
+            return None
+        gap_at = self.last_flush_at + cc.min_flush_gap_ms / 1000.0
+        times = []
+        if cc.max_buffer_bytes is not None and self.buffered_bytes >= cc.max_buffer_bytes:
+            times.append(gap_at)
+        if cc.flush_interval_ms is not None:
+            times.append(self.last_flush_at + cc.flush_interval_ms / 1000.0)
+        if cc.silence_ms is not None and self.last_voice_at > self.last_flush_at:
+            if self.silent_run_bytes >= cc.silence_ms * BYTES_PER_MS:
+                times.append(gap_at)
+            else:
+                times.append(max(self.last_voice_at, self.last_flush_at) + cc.silence_ms / 1000.0)
+        if not times:
+            return None
+        # A microsecond late, so that due() (which compares in ms) agrees at the deadline.
+        return max(gap_at, min(times)) + DEADLINE_SLACK_S
+
     def due(self, seg: Segmentation, now: float) -> bool:
-        """True when a client_commit trigger fires now (§8.4 rules, fix G15)."""
+        """True when a client_commit trigger fires now (docs/abi.md §6.5, with a fix of §12)."""
         cc = seg.client_commit
         if seg.strategy != CLIENT_COMMIT or cc is None or self.pending_flush or self.buffered_bytes <= 0:
             return False

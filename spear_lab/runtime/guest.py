@@ -144,6 +144,32 @@ class GuestResult:
         """True when the guest returned or exited with status 0."""
         return self.exit_code == 0 and self.trap is None
 
+    @property
+    def outcome(self) -> str:
+        """``exit N``, ``stopped``, ``trap: …`` or ``returned``."""
+        if self.stopped and self.trap in (None, "stopped"):
+            return "stopped"
+        if self.trap:
+            return f"trap: {self.trap}"
+        return "returned" if self.exit_code is None else f"exit {self.exit_code}"
+
+    def summary(self) -> str:
+        """One line: name, outcome, duration, output sizes."""
+        out = f"{len(self.stdout.splitlines())} lines of stdout" if self.stdout else "no stdout"
+        err = f", {len(self.stderr.splitlines())} of stderr" if self.stderr else ""
+        return f"{self.name}: {self.outcome} after {self.duration_s:.2f} s; {out}{err}"
+
+    def __repr__(self) -> str:
+        return f"<GuestResult {self.summary()} (.stdout, .stderr, .logs)>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return (f"<div style='font-size:14px'><b>{html.escape(self.name)}</b>: "
+                f"{html.escape(self.outcome)} after {self.duration_s:.2f} s — "
+                f"<code>.stdout</code> ({len(self.stdout.splitlines())} lines), "
+                f"<code>.stderr</code>, <code>.logs</code></div>")
+
 
 @dataclass
 class RunOptions:

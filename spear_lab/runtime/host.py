@@ -3,7 +3,7 @@
 A Host is one guest instance's view of the ABI.  Its methods take Python values (ints,
 bytes) and return what the hostcall returns (an int, or the output bytes of a read or a
 GET), so notebooks and tests drive the ABI without any guest; the wasm glue in
-:mod:`spear_lab.runtime.linker` adds only the guest-memory side of §3.
+:mod:`spear_lab.runtime.linker` adds only the guest-memory side of docs/abi.md §1.
 
 Hosts made with :meth:`Host.fork` share one :class:`HostContext` (configuration, I/O loop,
 trace, transports) but each has its own fd table, numbered from 1000.
@@ -65,12 +65,15 @@ class HostConfig:
     - ``routes``: guest backend name → host backend name (``{"openai-realtime-asr":
       "local"}``), applied before the registry lookup (``spear-lab run --route``).
     - ``stub_fallback``: a ``transport=websocket`` CONNECT that cannot be routed falls back
-      to the stub (reference behaviour, G13; one WARNING per context) instead of failing
+      to the stub (reference behaviour, docs/abi.md §5.4; one WARNING per context) instead of failing
       with -EIO.  Off by default: a guest can still ask with ``fallback={"to_stub":true}``.
     - ``allow_guest_ws_url``: ``"loopback"`` (default), ``True`` or ``False``: which
       guest-supplied ``ws_url`` values are honoured; credentials never go to them.
     - ``mic_device``: what a guest's ``source: "device"`` opens: ``"device"`` (the real
-      default input), ``"stub"``, or ``"file:PATH"`` (G26 substitution).
+      default input), ``"device:NAME"`` (the input device the host names), ``"stub"``,
+      ``"file:PATH"``, or ``"browser"`` (the browser's microphone: the feed in
+      ``extra["browser_mic"]``, else the newest ``spear_lab.views.BrowserMic``)
+      (docs/abi.md §7.3).
     - ``mic_file``: the WAV a guest's ``source: "file"`` reads (chosen by the host only).
     - ``mic_file_realtime``: pace file sources in real time (False: as fast as the guest
       reads, nothing dropped); ``mic_file_loop``: restart at the end instead of EPOLLHUP;
@@ -165,7 +168,7 @@ class HostContext:
 
 
 class Host:
-    """One fd table plus the hostcalls of §1.2 as methods.
+    """One fd table plus the hostcalls of docs/abi.md §1.1 as methods.
 
     Results follow the ABI: non-negative on success, ``-errno`` on failure.  Read-style
     calls return the payload bytes on success.
@@ -209,7 +212,7 @@ class Host:
         return _epoll.epoll_create(self.table)
 
     def spear_epoll_ctl(self, epfd: int, op: int, fd: int, events: int) -> int:
-        """0, or -EINVAL / -EBADF / -ENOMEM (§5.3)."""
+        """0, or -EINVAL / -EBADF / -ENOMEM (docs/abi.md §3.7)."""
         return _epoll.epoll_ctl(self.table, epfd, op, fd, events)
 
     def spear_epoll_wait(self, epfd: int, max_records: int = 64,
@@ -224,7 +227,7 @@ class Host:
         return self.table.close(fd)
 
     def spear_fd_ctl(self, fd: int, cmd: int, payload: bytes | None = None) -> int | bytes:
-        """0, output JSON bytes, or -EINVAL / -EBADF (§6)."""
+        """0, output JSON bytes, or -EINVAL / -EBADF (docs/abi.md §4)."""
         return _fd_ctl(self.table, fd, cmd, payload)
 
     # -- rtasr ----------------------------------------------------------------------------
@@ -244,7 +247,7 @@ class Host:
         return open_transport(fd, self.context)
 
     def rtasr_ctl(self, fd: int, cmd: int, payload: bytes | None = None) -> int | bytes:
-        """0, output JSON bytes, or -EBADF / -EINVAL / -EIO / -EAGAIN / -EPIPE (§7.3)."""
+        """0, output JSON bytes, or -EBADF / -EINVAL / -EIO / -EAGAIN / -EPIPE (docs/abi.md §5.6)."""
         with self.table.lock:
             if self.table.get(fd) is None:
                 return -Errno.EBADF
@@ -258,7 +261,7 @@ class Host:
             return entry.ctl(cmd, payload)
 
     def rtasr_write(self, fd: int, data: bytes) -> int:
-        """Bytes queued, or -EBADF / -EIO / -EPIPE / -EAGAIN (§7.5)."""
+        """Bytes queued, or -EBADF / -EIO / -EPIPE / -EAGAIN (docs/abi.md §5.7)."""
         with self.table.lock:
             entry = self.table.lookup(fd, RtAsrFd)
             return entry if isinstance(entry, int) else entry.write(data)
@@ -305,7 +308,7 @@ class Host:
                                 max_queue_cap=self.config.max_mic_queue_bytes).fd
 
     def mic_ctl(self, fd: int, cmd: int, payload: bytes | None = None) -> int | bytes:
-        """0, output JSON bytes, or -EBADF / -EINVAL / -EIO (§11.2)."""
+        """0, output JSON bytes, or -EBADF / -EINVAL / -EIO (docs/abi.md §7.6)."""
         from ..fds.mic import MicFd
 
         with self.table.lock:
@@ -381,7 +384,7 @@ class Host:
         return int.from_bytes(secrets.token_bytes(8), "little", signed=True)
 
     def sleep_ms(self, ms: int) -> None:
-        """Block the calling thread ``ms`` milliseconds (negative = 0, fix G32); a stop
+        """Block the calling thread ``ms`` milliseconds (negative = 0, a fix, docs/abi.md §12); a stop
         request ends the sleep early."""
         if ms > 0:
             with self.table.lock:
@@ -450,7 +453,7 @@ def _read_py(read_into: Callable[[int, Callable[[bytes], int]], int], fd: int, c
 
 
 def _rtasr_payload_ok(cmd: int, payload: bytes | None) -> bool:
-    """JSON checks that precede the fd-kind check (§7.3)."""
+    """JSON checks that precede the fd-kind check (docs/abi.md §5.6)."""
     if cmd not in (RtasrCtl.SET_PARAM, RtasrCtl.SEND_EVENT, RtasrCtl.SET_AUTOFLUSH):
         return True
     ok, obj = loads(payload)

@@ -1,8 +1,8 @@
-"""The wasm glue: every import of abi-reference §1.2 under module ``spear``.
+"""The wasm glue: every import of docs/abi.md §1.1 under module ``spear``.
 
 Each glue function turns guest pointers into bytes with :class:`GuestMemory`, applies the
-error precedence of §3.4, calls the :class:`Host` method and writes results back with the
-output protocol of §3.2.  Before anything else it traps when a stop was requested (§1.6).
+error precedence of docs/abi.md §10, calls the :class:`Host` method and writes results back with the
+output protocol of docs/abi.md §1.4.  Before anything else it traps when a stop was requested (§1.7).
 Legacy ``cchat_*`` and ``user_stream_*`` imports link and return -ENOSYS.
 """
 
@@ -32,7 +32,7 @@ class GuestStopped(Exception):
     """Raised inside a hostcall to trap a guest whose stop was requested."""
 
 
-#: name -> (parameter types, result types) for every import of §1.2.
+#: name -> (parameter types, result types) for every import of docs/abi.md §1.1.
 SIGNATURES: dict[str, tuple[tuple[wasmtime.ValType, ...], tuple[wasmtime.ValType, ...]]] = {
     "spear_epoll_create": ((), (I32,)),
     "spear_epoll_ctl": ((I32,) * 4, (I32,)),
@@ -74,7 +74,7 @@ _RECORD = struct.Struct("<ii")
 
 
 def output(mem: GuestMemory, out_ptr: int, len_ptr: int, payload: bytes) -> int:
-    """The output protocol of §3.2: copy ``payload``, store its length, return it."""
+    """The output protocol of docs/abi.md §1.4: copy ``payload``, store its length, return it."""
     cap = mem.read_u32(len_ptr)
     if cap is None:
         return EFAULT
@@ -99,7 +99,7 @@ NO_INPUT = 1
 
 def ctl_input(mem: GuestMemory, arg_ptr: int, len_ptr: int,
               admit: Callable[[], int] | None = None) -> bytes | None | int:
-    """The input half of §3.3: the payload, None when absent, or -errno.
+    """The input half of docs/abi.md §1.5: the payload, None when absent, or -errno.
 
     Order: length cell (-EFAULT), input range (-EFAULT, nothing copied yet), then
     ``admit()`` (the fd lookup: a non-zero result is returned before any copy), then the
@@ -135,7 +135,7 @@ class Glue:
         self.table = host.table
         self.mem = mem
 
-    # Each method below is one import; names match §1.2.
+    # Each method below is one import; names match docs/abi.md §1.1.
 
     def spear_epoll_create(self) -> int:
         return self.host.spear_epoll_create()
@@ -218,7 +218,7 @@ class Glue:
         return self._ctl(self.host.rtasr_ctl, fd, cmd, arg_ptr, len_ptr, RTASR_INPUT_CMDS)
 
     def rtasr_write(self, fd: int, buf_ptr: int, buf_len: int) -> int:
-        # range check (-EFAULT first, §3.4) without copying; the copy happens only once
+        # range check (-EFAULT first, docs/abi.md §10) without copying; the copy happens only once
         # the fd, its state and the queue's room have accepted the write
         mem = self.mem
         if not mem.valid(buf_ptr, buf_len):
@@ -273,7 +273,7 @@ class Glue:
         return ENOSYS
 
 
-#: Imports that check for a stop request first (§1.6); the clock calls do not.
+#: Imports that check for a stop request first (docs/abi.md §1.7); the clock calls do not.
 _CANCELLABLE = frozenset(n for n in SIGNATURES if n not in ("time_now_ms", "wall_time_s", "random_i64"))
 
 

@@ -1,4 +1,4 @@
-"""Bounds-checked access to a guest's linear memory (abi-reference §3.1).
+"""Bounds-checked access to a guest's linear memory (docs/abi.md §1.3).
 
 Pointers and lengths arrive as signed i32: a negative one, or a range past the end of the
 exported ``memory``, is invalid (the glue answers -EFAULT).  Address 0 is valid.

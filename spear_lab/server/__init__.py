@@ -17,7 +17,7 @@ from typing import Any
 __all__ = ["EmbeddedServer", "RealtimeServer", "ServerOptions", "Engine", "EngineSpec",
            "EngineStream", "Recognition", "Word"]
 
-_WHERE = {"EmbeddedServer": "embedded", "RealtimeServer": "app", "ServerOptions": "app",
+_WHERE = {"EmbeddedServer": "embedded", "RealtimeServer": "app", "ServerOptions": "options",
           "Engine": "engines", "EngineSpec": "engines", "EngineStream": "engines",
           "Recognition": "engines", "Word": "engines"}
 

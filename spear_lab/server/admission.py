@@ -16,17 +16,22 @@ In the OpenAI profile (the default), in this order:
 The lenient profile keeps the older acceptance: auth is refused before the upgrade
 (HTTP 401, by the caller), beta is refused only with ``strict_ga``, any URL shape is
 accepted; the session cap applies to both.
+
+:func:`authorized` and :func:`key_state` read a request's credentials;
+:func:`is_loopback` tells whether a bind address needs them by default.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Protocol
 
 from .events import Ids, error_event
 
-__all__ = ["Rejection", "rejection", "BETA_REJECTION", "CLOSE_AUTH", "CLOSE_PROTOCOL",
-           "CLOSE_BUSY", "CLOSE_POLICY"]
+__all__ = ["Rejection", "rejection", "authorized", "key_state", "is_loopback", "BETA_REJECTION",
+           "CLOSE_AUTH", "CLOSE_PROTOCOL", "CLOSE_BUSY", "CLOSE_POLICY"]
 
 BETA_REJECTION = ("The Realtime Beta API is no longer supported. Please use /v1/realtime "
                   "for the GA API.")
@@ -41,6 +46,16 @@ CLOSE_POLICY = 1008
 MISSING_KEY = ("You didn't provide an API key. You need to provide your API key in an "
                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
 WRONG_KEY = "Incorrect API key provided."
+KEY_SUBPROTOCOL = "openai-insecure-api-key."
+"""Prefix of the WebSocket subprotocol that carries an API key (browsers' way)."""
+
+
+class Headers(Protocol):
+    """Request headers, as websockets' ``Headers``."""
+
+    def get(self, key: str, default: str = ...) -> str: ...
+
+    def get_all(self, key: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -80,3 +95,39 @@ def rejection(ids: Ids, *, lenient: bool, key_state: str, beta_header: bool, str
                                      "sessions; try again later.", None, None, "server_error"),
                          CLOSE_BUSY, "session_limit_reached")
     return None
+
+
+def authorized(headers: Headers, api_key: str | None) -> bool:
+    """The request carries ``api_key``: ``Authorization: Bearer <key>`` or the
+    ``openai-insecure-api-key.<key>`` subprotocol (compared in constant time)."""
+    key = api_key or ""
+    auth = headers.get("Authorization", "")
+    if auth.lower().startswith("bearer ") and hmac.compare_digest(auth[7:].strip(), key):
+        return True
+    for proto in headers.get_all("Sec-WebSocket-Protocol"):
+        for p in proto.split(","):
+            p = p.strip()
+            if p.startswith(KEY_SUBPROTOCOL) and hmac.compare_digest(p[len(KEY_SUBPROTOCOL):], key):
+                return True
+    return False
+
+
+def key_state(headers: Headers, api_key: str | None, need_auth: bool) -> str:
+    """``"ok"`` (or auth not required), ``"missing"`` or ``"wrong"``: the
+    ``key_state`` that :func:`rejection` takes."""
+    if not need_auth or authorized(headers, api_key):
+        return "ok"
+    offered = headers.get("Authorization") or any(
+        KEY_SUBPROTOCOL in p for p in headers.get_all("Sec-WebSocket-Protocol"))
+    return "wrong" if offered else "missing"
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` (a bind address) is ``localhost`` or a loopback IP; ``""`` (every
+    interface) is not."""
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -203,6 +203,10 @@ class InputDecoder:
         self.samples_in += len(pcm)
         return self._resampler.process(pcm)
 
+    def drop_partial(self) -> None:
+        """Forget a dangling half sample (the buffer was cleared: it belongs to no audio)."""
+        self._carry = b""
+
     @property
     def ms_in(self) -> float:
         """Milliseconds of audio decoded so far (input clock)."""

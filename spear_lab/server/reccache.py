@@ -27,7 +27,7 @@ writes). Settings come from the environment of the process that builds the engin
 
 Only successful recognitions are stored; failures are never cached. :class:`CacheStats`
 counts hits and misses (a recognizer sums its workers' counts; see
-:attr:`~.recognizers.Recognizer.cache_stats`).
+:attr:`~.lanes.Recognizer.cache_stats`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Per-model behaviour profiles and transcript helpers (deltas, logprobs, usage).
 
-Profiles reproduce what users observe from OpenAI (see shared notes §1.9):
+Profiles reproduce what users observe from OpenAI (as observed from the service):
 
 ===========================  ===============  ==========
 model                        deltas           usage

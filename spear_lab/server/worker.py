@@ -1,6 +1,6 @@
 """Recognition worker process: runs engine streams for the server.
 
-Started by :mod:`spear_lab.server.recognizers` as ``python -m
+Started by :mod:`spear_lab.server.process_recognizer` as ``python -m
 spear_lab.server.worker``; speaks the framing of :mod:`.wire` on stdin/stdout. A
 lane is one session: its engine state (e.g. cepstral mean) passes from each
 finished stream to the next one opened. Ops are handled strictly in order, so

@@ -1,12 +1,12 @@
-"""Choosing the transport for a connecting rtasr fd (CONNECT, abi-reference §7.3, §10.1).
+"""Choosing the transport for a connecting rtasr fd (CONNECT, docs/abi.md §5.6, §5.4).
 
-``transport`` other than ``"websocket"`` → the stub (§9; ``stub_mode: "realistic"`` for
+``transport`` other than ``"websocket"`` → the stub (docs/abi.md §5.4; ``stub_mode: "realistic"`` for
 the energy-driven OpenAI-shaped events).  ``"websocket"`` → the backend routed by
 :mod:`spear_lab.transports.backends`.  When routing fails (an unknown backend name, a
 model the backend does not offer) CONNECT fails with ``-EIO`` and a ``last_error`` naming
 the known backends, unless the stub may take over: the guest asked for it (rtasr param
 ``fallback`` = ``{"to_stub":true}``, as for mic fds) or the host policy says so
-(``HostConfig.stub_fallback``, G13).  A fallback is announced once per host context with
+(``HostConfig.stub_fallback``, docs/abi.md §5.4).  A fallback is announced once per host context with
 one WARNING line (:meth:`HostContext.warn_once`).  Final refusals (a missing credential,
 a refused ``ws_url``) never fall back.
 """
@@ -33,7 +33,15 @@ def open_stub(fd: "RtAsrFd", ctx: "HostContext", backend: str | None = None) -> 
 
 
 def open_transport(fd: "RtAsrFd", ctx: "HostContext") -> Transport:
-    """The transport CONNECT starts for ``fd``; raises :class:`ConnectRefused`."""
+    """The transport CONNECT starts for ``fd``, started (the fd's :data:`Connector`);
+    raises :class:`ConnectRefused`, and then nothing was started."""
+    transport = choose_transport(fd, ctx)
+    transport.start()
+    return transport
+
+
+def choose_transport(fd: "RtAsrFd", ctx: "HostContext") -> Transport:
+    """The transport for ``fd``, not started yet; raises :class:`ConnectRefused`."""
     if fd.param("transport", "stub") != "websocket":
         return open_stub(fd, ctx)
     try:
@@ -45,7 +53,7 @@ def open_transport(fd: "RtAsrFd", ctx: "HostContext") -> Transport:
             raise ConnectRefused("no websocket backends configured")
         return route(fd, ctx)
     except ConnectRefused as exc:
-        if fallback_allowed(fd, ctx) and not getattr(exc, "final", False):
+        if fallback_allowed(fd, ctx) and not exc.final:
             message = f"rtasr fd {fd.fd}: {exc}; using the stub transport instead"
             warn = getattr(ctx, "warn_once", None)
             if warn is not None:

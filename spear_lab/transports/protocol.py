@@ -15,6 +15,7 @@ per-frame speech probability (the server's session echo does not list the value)
 guest.
 
 Everything here returns compact JSON bytes with sorted keys (the host's JSON style).
+URL helpers: :func:`realtime_url`, :func:`redact_url`, :func:`is_loopback_url`.
 Audio is pcm16, 24 kHz, mono; ``input_audio_buffer.append`` carries it as standard
 base64 with padding, split so that no event exceeds :data:`MAX_EVENT_BYTES`.
 """
@@ -22,6 +23,7 @@ base64 with padding, split so that no event exceeds :data:`MAX_EVENT_BYTES`.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping
@@ -243,6 +245,23 @@ def realtime_url(base: str) -> str:
             path += "/v1"
         path += "/realtime"
     return urlunsplit((scheme, parts.netloc, path, parts.query or TRANSCRIPTION_QUERY, ""))
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for ``ws``/``wss`` URLs whose host is ``localhost``, 127.0.0.0/8 or ``::1``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if parts.scheme.lower() not in ("ws", "wss") or not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def redact_url(url: str) -> str:

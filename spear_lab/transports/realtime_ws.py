@@ -1,24 +1,28 @@
-"""The realtime WebSocket transport of an rtasr fd (abi-reference §10).
+"""The realtime WebSocket transport of an rtasr fd (docs/abi.md §5.4).
 
 One :class:`RealtimeWsTransport` per connected fd, running as one task on the host's
-I/O loop (with a sender and a receiver task while connected):
+I/O loop (with a sender and a receiver task while connected).  It is a thin driver of
+the sans-I/O :class:`~spear_lab.transports.client.RealtimeClient`, which decides what to
+send and what a received frame means; this module connects, moves the frames and
+applies the outcomes:
 
 1. connect (URL, optional ``Authorization: Bearer``, ``OpenAI-Beta`` for the beta
    dialect) within ``connect_timeout_s``;
 2. send one configuration event (:func:`protocol.session_update`);
-3. sender: send items taken from the fd (audio → ``input_audio_buffer.append``, control
-   texts verbatim), run the client-commit check every 5 ms when idle (fix G15), send a
-   turn-detection-only update when the fd's segmentation changes (G30);
+3. sender: send what the client pulls from the fd (audio → ``input_audio_buffer.append``,
+   control texts verbatim, a turn-detection-only update when the fd's segmentation
+   changes, docs/abi.md §6.6); when idle, sleep until the fd's client-commit deadline
+   (:meth:`RtAsrFd.next_commit_deadline`, a fix, docs/abi.md §12) or a wake;
 4. receiver: every frame goes to the fd unchanged — except, with
    ``vad_probabilities`` (the embedded ``local`` backend), the server's
    ``spear.vad.probabilities`` events: they go to the fd table's listeners as a
    ``"vad"`` note (the Trace, the explorer's tap) and never to the guest (unless its
    own ``include`` asked for them), so the guest sees exactly the OpenAI stream.
 
-Outcomes: a close frame from the peer → :meth:`RtAsrFd.hang_up` (sticky HUP, fix G16);
+Outcomes: a close frame from the peer → :meth:`RtAsrFd.hang_up` (sticky HUP, a fix, docs/abi.md §12);
 any other failure → :meth:`RtAsrFd.fail` with a secret-free message; closing the fd →
 commit (when ``flush`` and audio went out since the last commit), close frame, and every
-task ends (fix G17).  There are no reconnects.
+task ends (a fix, docs/abi.md §12).  There are no reconnects.
 
 The credential is a :class:`Secret`: it appears only in the handshake request, never in
 a repr, a log line, an exception or ``last_error``.
@@ -27,20 +31,22 @@ a repr, a log line, an exception or ``last_error``.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from typing import TYPE_CHECKING, Callable
-from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.protocol import State
 
 from ..abi.constants import RtasrState
-from ..fds.segmentation import CLIENT_COMMIT, turn_detection
+from ..abi.notes import VadProbabilities
 from . import protocol
-from .protocol import GA, SessionConfig
-from .teardown import abort, close_outcome, describe
+from .client import RealtimeClient, commit_delay
+from .protocol import GA, SessionConfig, is_loopback_url
+from .secret import Secret
+from .teardown import abort, describe
+
+__all__ = ["DEFAULT_CONNECT_TIMEOUT_S", "RealtimeWsTransport", "Secret", "is_loopback_url"]
 
 if TYPE_CHECKING:
     from ..fds.rtasr import RtAsrFd
@@ -48,42 +54,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Idle period of the sender under ``client_commit`` (the autoflush timer, fix G15).
-AUTOFLUSH_TICK_S = 0.005
-#: Idle period otherwise (a safety net; wake() normally ends the wait at once).
+#: Longest idle wait of the sender (a safety net: wake() or the commit deadline ends it).
 IDLE_WAIT_S = 0.1
 #: How long the closing handshake may take before the socket is aborted.
 CLOSE_TIMEOUT_S = 2.0
 #: Largest frame accepted from the server.
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 DEFAULT_CONNECT_TIMEOUT_S = 20.0
-
-_COMMIT_TYPES = ("input_audio_buffer.commit", "input_audio_buffer.clear")
-
-
-class Secret:
-    """A credential value that never shows itself (repr, str, pickling)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The value, for the handshake request only."""
-        return self._value
-
-    def scrub(self, text: str) -> str:
-        """``text`` with every occurrence of the value replaced by ``***``."""
-        return text.replace(self._value, "***") if self._value else text
-
-    def __repr__(self) -> str:
-        return "Secret(***)"
-
-    __str__ = __repr__
-
-    def __reduce__(self):
-        raise TypeError("a Secret cannot be pickled")
 
 
 class _QuietLogger(logging.LoggerAdapter):
@@ -99,23 +76,6 @@ _WIRE_LOG = _QuietLogger(logging.getLogger(__name__ + ".wire"), {})
 
 class _Failure(Exception):
     """A connect-phase failure; ``args[0]`` is the secret-free ``last_error``."""
-
-
-def is_loopback_url(url: str) -> bool:
-    """True for ``ws``/``wss`` URLs whose host is ``localhost``, 127.0.0.0/8 or ``::1``."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        return False
-    if parts.scheme.lower() not in ("ws", "wss") or not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class RealtimeWsTransport:
@@ -137,19 +97,18 @@ class RealtimeWsTransport:
                  max_event_bytes: int = protocol.MAX_EVENT_BYTES,
                  vad_probabilities: bool = False) -> None:
         self.backend = backend
-        self.dialect = protocol.check_dialect(dialect)
-        # The guest's own include asking for the extension sees it; otherwise it is hidden.
-        self._hide_vad = vad_probabilities and protocol.VAD_PROBABILITIES not in (config.include or ())
+        self._credential = credential
+        #: The protocol side (what to send, what a received frame means).
+        self.client = RealtimeClient(fd, config, dialect, max_event_bytes=max_event_bytes,
+                                     vad_probabilities=vad_probabilities, scrub=self._scrub)
+        self.dialect = self.client.dialect
         self.vad_probabilities = vad_probabilities
-        if vad_probabilities:
-            config = protocol.with_include(config, protocol.VAD_PROBABILITIES)
-        self.config = config
+        self.config = self.client.config
         self.connect_timeout_s = connect_timeout_s
         self.max_event_bytes = max_event_bytes
         self._fd = fd
         self._io = io
         self._url = url
-        self._credential = credential
         self._loop: asyncio.AbstractEventLoop | None = None
         self._future = None
         self._task: asyncio.Task | None = None
@@ -158,13 +117,8 @@ class RealtimeWsTransport:
         self._stop_evt = asyncio.Event()
         self._wake_scheduled = False
         self._flush_on_stop = False
-        self._seg = None
-        self._sent_td: object = None
-        #: Audio bytes sent since the last commit/clear went out (for flush on close).
-        self.audio_since_commit = 0
         #: What interrupted a send when the connection ended under it (for last_error).
         self._send_error: BaseException | None = None
-        self.phase = "new"
 
     # -- Transport protocol (called with the table lock held: schedule only) -------------
 
@@ -173,11 +127,11 @@ class RealtimeWsTransport:
         if self._future is not None:
             return
         self._loop = self._io.loop
-        self.phase = "connecting"
         self._future = asyncio.run_coroutine_threadsafe(self._main(), self._loop)
 
     def wake(self) -> None:
-        """A send item was queued or the segmentation changed: end the sender's idle wait."""
+        """Something changed on the fd (an item, the segmentation, the close): end the
+        sender's idle wait; a closed fd stops the transport (:meth:`stop`)."""
         loop = self._loop
         if loop is None or self._wake_scheduled:
             return
@@ -206,9 +160,20 @@ class RealtimeWsTransport:
             pass
         return self._future.done()
 
+    @property
+    def audio_since_commit(self) -> int:
+        """Audio bytes sent since the last commit/clear went out (for flush on close)."""
+        return self.client.audio_since_commit
+
+    @property
+    def _hide_vad(self) -> bool:
+        """Whether VAD probability events are kept from the guest (the client decides)."""
+        return self.client.hide_vad
+
     def __repr__(self) -> str:
+        state = "finished" if self.finished else self._fd.phase.value
         return (f"<RealtimeWsTransport fd={self._fd.fd} backend={self.backend} "
-                f"dialect={self.dialect} {self.phase}>")
+                f"dialect={self.dialect} {state}>")
 
     # -- loop-side helpers ------------------------------------------------------------------
 
@@ -223,7 +188,11 @@ class RealtimeWsTransport:
 
     def _on_wake(self) -> None:
         self._wake_scheduled = False
-        self._wake_evt.set()
+        if self._fd.closed:  # flush_on_close is kept on the closed fd
+            self._flush_on_stop = self._fd.segmentation.flush_on_close
+            self._on_stop()
+        else:
+            self._wake_evt.set()
 
     def _on_stop(self) -> None:
         self._stop_evt.set()
@@ -258,7 +227,7 @@ class RealtimeWsTransport:
                 return
             ws = await self._open()
             self._ws = ws
-            self.phase = "connected"
+            self._fd.opened()
             log.info("rtasr fd %d: connected to backend %s (%s dialect)", self._fd.fd, self.backend, self.dialect)
             receiver = asyncio.create_task(self._receive(ws))
             sender = asyncio.create_task(self._send(ws))
@@ -294,9 +263,9 @@ class RealtimeWsTransport:
             if ws is not None and ws.state is not State.CLOSED:
                 await self._close(ws, flush=False)
             self._ws = None
-            self.phase = "closed"
             if not self._stop_evt.is_set():
                 self._ensure_outcome()
+            self._fd.transport_ended()
 
     async def _open(self) -> ClientConnection:
         """Resolve the URL, then complete the handshake within ``connect_timeout_s``, or
@@ -345,14 +314,8 @@ class RealtimeWsTransport:
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
                 if flush and ws.state is State.OPEN:
-                    unsent, self._fd.unsent = self._fd.unsent, []
-                    for item in unsent:
-                        for frame in protocol.append_events(item.data, self.max_event_bytes):
-                            await ws.send(frame, text=True)
-                        self.audio_since_commit += len(item.data)
-                if flush and self.audio_since_commit > 0 and ws.state is State.OPEN:
-                    await ws.send(protocol.COMMIT, text=True)
-                    self.audio_since_commit = 0
+                    for frame in self.client.close(flush):
+                        await ws.send(frame, text=True)
                 await ws.close()
         except (TimeoutError, ConnectionClosed, OSError):
             pass
@@ -367,19 +330,19 @@ class RealtimeWsTransport:
 
     async def _receive(self, ws: ClientConnection) -> None:
         """Queue every frame on the fd unchanged until the connection ends."""
-        fd = self._fd
+        fd, client = self._fd, self.client
         try:
             while True:
                 data = await ws.recv(decode=False)
-                data = data if isinstance(data, bytes) else bytes(data)
-                if self.vad_probabilities and self._host_only(data):
-                    continue
-                fd.push_event(data)
+                received = client.receive(data if isinstance(data, bytes) else bytes(data))
+                if received.vad is not None:
+                    self._note_vad(received.vad)
+                if received.event is not None:
+                    fd.push_event(received.event)
         except ConnectionClosed as exc:
             if self._stop_evt.is_set():
                 return
-            peer, message = close_outcome(exc)
-            message = self._scrub(message)  # a close reason may echo the credential
+            peer, message = client.closed(exc)
             if peer:
                 log.info("rtasr fd %d: %s", fd.fd, message)
                 fd.hang_up(message)
@@ -388,50 +351,36 @@ class RealtimeWsTransport:
         except Exception as exc:
             self._fail(f"websocket read failed: {describe(exc)}")
 
-    def _host_only(self, data: bytes) -> bool:
-        """Note a VAD probability event for the table's listeners; True when it must
-        not reach the guest (it did not ask for the extension itself)."""
-        ev = protocol.host_only_event(data)
-        if ev is None:
-            return False
+    def _note_vad(self, ev: dict) -> None:
+        """Note a VAD probability event (a host-only frame) for the table's listeners."""
         fd = self._fd
         with fd.table.lock:
             if fd.table.listeners:
-                fd.table.note(fd.fd, "vad", {"audio_start_ms": ev["audio_start_ms"],
-                                             "frame_ms": ev["frame_ms"],
-                                             "probabilities": ev["probabilities"]})
-        return self._hide_vad
+                fd.table.note(fd.fd, VadProbabilities(ev["audio_start_ms"], ev["frame_ms"],
+                                                      tuple(ev["probabilities"])))
 
     async def _send(self, ws: ClientConnection) -> str:
         """Send the configuration, then fd items until stopped; ``"closed"`` when the
         connection ended under it, ``"failed"`` after a reported send failure."""
-        fd = self._fd
-        self._seg = fd.segmentation
-        td = turn_detection(self._seg)
+        fd, client, wake = self._fd, self.client, self._wake_evt
         try:
-            await ws.send(protocol.session_update(self.dialect, self.config, td), text=True)
-            self._sent_td = td
+            for frame in client.start():
+                await ws.send(frame, text=True)
             while True:
-                self._wake_evt.clear()
-                if fd.segmentation is not self._seg:
-                    await self._segmentation_changed(ws)
-                item = fd.take_send_item()
-                if item is None:
-                    if fd.autoflush_tick():
-                        continue
-                    idle = AUTOFLUSH_TICK_S if self._seg.strategy == CLIENT_COMMIT else IDLE_WAIT_S
-                    try:
-                        async with asyncio.timeout(idle):
-                            await self._wake_evt.wait()
-                    except TimeoutError:
-                        pass
-                    continue
-                if item.audio:
-                    for frame in protocol.append_events(item.data, self.max_event_bytes):
+                wake.clear()
+                frames = client.next_frames()
+                if frames:
+                    for frame in frames:
                         await ws.send(frame, text=True)
-                    self.audio_since_commit += len(item.data)
-                else:
-                    await self._send_control(ws, item.data)
+                    client.sent()
+                    continue
+                # Idle: until a wake (an item, a segmentation change, a close) or the
+                # client-commit deadline, never by polling.
+                try:
+                    async with asyncio.timeout(commit_delay(fd, IDLE_WAIT_S)):
+                        await wake.wait()
+                except TimeoutError:
+                    pass
         except ConnectionClosed:
             return "closed"
         except Exception as exc:
@@ -446,30 +395,6 @@ class RealtimeWsTransport:
                 return "closed"
             self._fail(f"websocket send failed: {describe(exc)}")
             return "failed"
-
-    async def _segmentation_changed(self, ws: ClientConnection) -> None:
-        self._seg = self._fd.segmentation
-        td = turn_detection(self._seg)
-        if td != self._sent_td:
-            await ws.send(protocol.turn_detection_update(self.dialect, td), text=True)
-            self._sent_td = td
-
-    async def _send_control(self, ws: ClientConnection, text: bytes) -> None:
-        """Send a control text (FLUSH, CLEAR, SEND_EVENT) verbatim, or, when it is not a
-        JSON object with a string ``type``, queue a local ``error`` event instead."""
-        fd = self._fd
-        if text in (protocol.COMMIT, protocol.CLEAR):
-            kind = "input_audio_buffer.commit" if text == protocol.COMMIT else "input_audio_buffer.clear"
-        else:
-            reason = protocol.invalid_event_reason(text)
-            if reason is not None:
-                fd.push_event(protocol.error_event(reason))
-                return
-            kind = protocol.event_type(text)
-        await ws.send(text, text=True)
-        if kind in _COMMIT_TYPES:
-            self.audio_since_commit = 0
-        fd.control_sent()
 
 
 async def _settle(tasks: list[asyncio.Task]) -> None:

@@ -1,4 +1,4 @@
-"""How a realtime WebSocket connection ended, in words for ``last_error`` (abi §10.7).
+"""How a realtime WebSocket connection ended, in words for ``last_error`` (docs/abi.md §5.4).
 
 - :func:`close_outcome`: peer close frame (→ EPOLLHUP) or failure (→ EPOLLERR), and
   the message, with the socket error's class and text when the connection was lost;

@@ -1,11 +1,13 @@
 """The dashboard: queue levels, readiness timeline, transcript and hostcall log together,
-refreshed by one throttled refresher."""
+refreshed by one throttled refresher, frozen as a whole (its static face is its parts'
+snapshots stacked)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._refresh import MAX_RATE, Refresher
+from . import tables
+from ._refresh import MAX_RATE, LiveView, Refresher
 from .hostcalls import HostcallLog
 from .html import trace_html
 from .queues import QueueView
@@ -15,7 +17,7 @@ from .transcript import TranscriptView
 __all__ = ["Dashboard"]
 
 
-class Dashboard:
+class Dashboard(LiveView):
     """Every view of one Trace in an ipywidgets layout.
 
     The timeline and the summary are redrawn at most ``timeline_rate`` times per second
@@ -41,8 +43,8 @@ class Dashboard:
         for i, title in enumerate(("transcript", "hostcalls", "summary")):
             tabs.set_title(i, title)
         self.widget = widgets.VBox([
-            widgets.HTML("<b>queues</b>"), self.queues.widget,
-            widgets.HTML("<b>readiness</b>"), self.timeline.widget,
+            widgets.HTML(_heading("queues")), self.queues.widget,
+            widgets.HTML(_heading("readiness")), self.timeline.widget,
             tabs,
         ])
         self.refresher = Refresher(trace, self, max_rate).start() if live else None
@@ -62,12 +64,30 @@ class Dashboard:
         self._ticks += 1
         self.refreshes += 1
 
-    def close(self) -> None:
-        if self.refresher is not None:
-            self.refresher.stop()
-        for v in self.views:
-            v.close()
-        self.widget.close()
+    def _last_refresh(self) -> None:
+        """Every part, the timeline and the summary included."""
+        self.queues.refresh()
+        self.transcript.refresh()
+        self.hostcalls.refresh()
+        self.timeline.refresh()
+        self.summary.value = trace_html(self.trace)
 
-    def _repr_mimebundle_(self, **kwargs: Any):
-        return self.widget._repr_mimebundle_(**kwargs)
+    def snapshot_html(self) -> str:
+        """The parts' snapshots stacked: queues, readiness, transcript, hostcalls, summary."""
+        parts = [("queues", self.queues), ("readiness", self.timeline),
+                 ("transcript", self.transcript), ("hostcalls", self.hostcalls)]
+        body = "".join(_heading(title) + view.snapshot_html() for title, view in parts)
+        return f"<div class='spear-dashboard'>{body}{_heading('summary')}{self.summary.value}</div>"
+
+    def _close_widgets(self) -> None:
+        for view in self.views:
+            if view.refresher is not None:
+                view.refresher.stop()
+            view.frozen = True
+            view._close_widgets()
+        super()._close_widgets()
+
+
+def _heading(title: str) -> str:
+    return (f"<div style='font-weight:bold;font-size:{tables.FONT_PX + 2}px;margin:10px 0 2px 0'>"
+            f"{title}</div>")

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from ..abi.constants import FdCtl, MicCtl, RtasrCtl
+from . import tables
 
 __all__ = [
     "FdTable",
@@ -26,14 +27,8 @@ __all__ = [
     "trace_html",
 ]
 
-_STYLE = "border-collapse:collapse;font-size:12px"
-
-
-def _table(head: list[str], rows: list[list[str]], caption: str = "") -> str:
-    cap = f"<caption style='text-align:left'><b>{caption}</b></caption>" if caption else ""
-    h = "".join(f"<th>{html.escape(c)}</th>" for c in head)
-    b = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table style='{_STYLE}'>{cap}<tr>{h}</tr>{b}</table>"
+def _table(head: list[str], rows: list[list[str]], caption: str = "", **kw: Any) -> str:
+    return tables.table_html(head, rows, html.escape(caption) if caption else "", **kw)
 
 
 def _status(host: Any, fd: int, kind: str) -> dict[str, Any] | None:
@@ -83,11 +78,12 @@ def fd_table_html(host: Any) -> str:
         elif "watches" in r:
             detail = "watches " + (", ".join(f"{fd}:{'|'.join(m) or '-'}" for fd, m in r["watches"].items())
                                    or "nothing")
-        rows.append([str(r["fd"]), r["kind"], "closed" if r["closed"] else "open",
-                     "|".join(r["poll_mask"]) or "-", html.escape(detail)])
+        rows.append([str(r["fd"]), html.escape(r["kind"]), "closed" if r["closed"] else "open",
+                     html.escape("|".join(r["poll_mask"]) or "-"), html.escape(detail)])
     if not rows:
-        return f"<i>{html.escape(host.name)}: no fds</i>"
-    return _table(["fd", "kind", "state", "readiness", "detail"], rows, f"fd table of {html.escape(host.name)}")
+        return tables.note(f"{host.name}: no fds")
+    return _table(["fd", "kind", "state", "readiness", "detail"], rows, f"fd table of {host.name}",
+                  numeric=[0], nowrap=[1, 2, 3])
 
 
 class FdTable:
@@ -117,7 +113,7 @@ def status_html(status: Any, title: str = "status") -> str:
     rows = [[f"<code>{html.escape(str(k))}</code>",
              html.escape(json.dumps(v) if isinstance(v, (dict, list)) or v is None else str(v))]
             for k, v in status.items()]
-    return _table(["key", "value"], rows, html.escape(title))
+    return _table(["key", "value"], rows, title, nowrap=[0])
 
 
 class Status(dict):
@@ -131,36 +127,54 @@ def handle_html(handle: Any) -> str:
     """A guest handle: name, state, duration and the tail of its stdout."""
     res = handle.result
     dur = f"{res.duration_s:.2f} s" if res is not None else "…"
+    state = handle.state()
+    colour = ("" if state.startswith(("running", "exited 0", "stopped"))
+              else f";color:{tables.ERROR}")
     out = handle.stdout.splitlines()[-8:]
     tail = html.escape("\n".join(out))
-    return (f"<div><b>{html.escape(handle.name)}</b> — {html.escape(handle.state())} ({dur})"
-            f"<pre style='font-size:11px;margin:2px 0'>{tail}</pre></div>")
+    pre = (f"<pre style='font-size:{tables.FONT_PX - 1}px;margin:2px 0;max-height:12em;"
+           f"overflow:auto'>{tail}</pre>" if out else "")
+    return (f"<div class='spear-guest' style='font-size:{tables.FONT_PX}px'><b>{html.escape(handle.name)}</b>"
+            f" — <span style='font-weight:bold{colour}'>{html.escape(state)}</span> ({dur}){pre}</div>")
+
+
+def _us(v: float) -> str:
+    return f"{v:,.1f}"
 
 
 def trace_html(trace: Any) -> str:
     """A Trace's summary: hostcalls (calls, errors, p50/p95 µs), drops, transcript counts."""
     s = trace.summary()
-    rows = [[f"<code>{html.escape(n)}</code>", str(v["calls"]),
-             html.escape(", ".join(f"{k}×{c}" for k, c in v["errors"].items()) or "-"),
-             f"{v['p50_us']:.1f}", f"{v['p95_us']:.1f}"]
+    rows = [[f"<code>{html.escape(n)}</code>", f"{v['calls']:,}",
+             html.escape(", ".join(f"{k} ×{c}" for k, c in v["errors"].items()) or "–"),
+             _us(v["p50_us"]), _us(v["p95_us"])]
             for n, v in s["hostcalls"].items()]
     d = s["drops"]
-    foot = (f"<div style='font-size:12px'>{s['duration_s']:.2f} s recorded"
-            f" ({'recording' if trace.recording else 'paused'}); dropped events {d['dropped_events']},"
-            f" dropped frames {d['dropped_frames']}, -EAGAIN writes {d['eagain_writes']};"
-            f" transcript items {s['transcript']['items']} ({s['transcript']['completed']} completed)</div>")
-    table = _table(["hostcall", "calls", "errors", "p50 µs", "p95 µs"], rows, "trace") if rows else "<i>no hostcalls</i>"
+    foot = tables.block(
+        f"{s['duration_s']:.2f} s recorded ({'recording' if trace.recording else 'paused'});"
+        f" dropped events {d['dropped_events']}, dropped frames {d['dropped_frames']},"
+        f" -EAGAIN writes {d['eagain_writes']}; transcript items {s['transcript']['items']}"
+        f" ({s['transcript']['completed']} completed)")
+    if not rows:
+        return tables.note("no hostcalls yet") + foot
+    table = _table(["hostcall", "calls", "errors", "p50 µs", "p95 µs"], rows, "trace",
+                   numeric=[1, 3, 4], nowrap=[0, 2])
     return table + foot
 
 
 def session_html(session: Any) -> str:
     """A Session: its guests, the Python host's fd table and the trace summary."""
     st = session.status()
-    rows = [[html.escape(g["name"]), html.escape(g["state"]),
-             "" if g["duration_s"] is None else f"{g['duration_s']:.2f}"] for g in st["guests"]]
-    guests = _table(["guest", "state", "s"], rows, "guests") if rows else "<i>no guests yet</i>"
-    head = (f"<div><b>Session</b> — {'closed' if st['closed'] else 'open'}, I/O loop {st['io_loop']},"
-            f" mic policy <code>{html.escape(str(st['mic']))}</code>,"
-            f" backend <code>{html.escape(str(st['backend']))}</code></div>")
+    guests = st["guests"]
+    rows = [[html.escape(g["name"]), html.escape(g["state"]), html.escape(str(g.get("backend") or "–")),
+             "" if g["duration_s"] is None else f"{g['duration_s']:.2f}"] for g in guests]
+    table = (_table(["guest", "state", "backend", "s"], rows, "guests", numeric=[3], nowrap=[0, 1, 2])
+             if rows else tables.note("no guests yet"))
+    backend = st["backend"]
+    head = tables.block(
+        f"<b>Session</b> — {'closed' if st['closed'] else 'open'}, I/O loop {st['io_loop']},"
+        f" mic <code>{html.escape(str(st['mic']))}</code>"
+        + (f", backend <code>{html.escape(str(backend))}</code>" if backend is not None else ""),
+        tables.FONT_PX + 1)
     fds = "" if st["closed"] else fd_table_html(session.host)
-    return head + guests + fds + trace_html(session.trace)
+    return f"<div class='spear-session'>{head}{table}{fds}{trace_html(session.trace)}</div>"

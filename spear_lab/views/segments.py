@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
+
+from . import style
+from .figure import Figure
 
 __all__ = ["segment_spans", "segments_figure"]
 
@@ -39,27 +41,43 @@ def segments_figure(trace: Any, instances: Sequence[str], *, pcm: np.ndarray | N
         rows.append(("reference", [tuple(r) for r in reference]))  # type: ignore[misc]
     rows += [(name, segment_spans(trace, name)) for name in instances]
     n = len(rows)
-    fig = Figure(figsize=(width, 1.4 + 0.6 * n + (1.2 if pcm is not None else 0)), layout="constrained")
-    if pcm is not None:
-        ax_w, ax = fig.subplots(2, 1, sharex=True, height_ratios=[1.2, 0.6 * max(n, 1)])
-        t = np.arange(len(pcm)) / rate
-        ax_w.plot(t, np.asarray(pcm, dtype=np.float32) / 32768.0, linewidth=0.3, color="#555555")
-        ax_w.set_ylabel("pcm")
-        ax_w.set_yticks([])
-    else:
-        ax = fig.add_subplot()
-    for row, (label, spans) in enumerate(rows):
-        y = n - 1 - row
-        color = "#7f7f7f" if label == "reference" else _COLORS[(row - (reference is not None)) % len(_COLORS)]
-        ax.broken_barh([(a, max(b - a, 0.01)) for a, b, _ in spans], (y - 0.35, 0.7),
-                       facecolors=color, alpha=0.8, edgecolors="white", linewidth=1.5)
-        for k, (a, b, _) in enumerate(spans, 1):
-            ax.text((a + b) / 2, y, str(k), ha="center", va="center", fontsize=7, color="white")
-    ax.set_yticks(range(n))
-    ax.set_yticklabels([f"{label} ({len(spans)})" for label, spans in reversed(rows)], fontsize=8)
-    ax.set_ylim(-0.7, max(n, 1) - 0.3)
-    ax.set_xlabel("audio time (s)")
-    ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(title or "segments per setting", fontsize=10)
+    with style.context():
+        fig = Figure(figsize=(width, 1.6 + 0.7 * n + (1.4 if pcm is not None else 0)),
+                     layout="constrained", kind="segments")
+        if pcm is not None:
+            ax_w, ax = fig.subplots(2, 1, sharex=True, height_ratios=[1.4, 0.7 * max(n, 1)])
+            _envelope(ax_w, np.asarray(pcm), rate)
+            ax_w.set_ylabel("audio")
+            ax_w.set_yticks([])
+            ax_w.tick_params(labelbottom=False)
+        else:
+            ax = fig.add_subplot()
+        for row, (label, spans) in enumerate(rows):
+            y = n - 1 - row
+            color = "#8f8f8f" if label == "reference" else style.CYCLE[(row - (reference is not None)) % len(style.CYCLE)]
+            ax.broken_barh([(a, max(b - a, 0.01)) for a, b, _ in spans], (y - 0.36, 0.72),
+                           facecolors=color, alpha=0.85, edgecolors="white", linewidth=1.5)
+            for k, (a, b, _) in enumerate(spans, 1):
+                ax.text((a + b) / 2, y, str(k), ha="center", va="center", fontsize=style.SMALL,
+                        color="white", fontweight="bold")
+        ax.set_yticks(range(n))
+        ax.set_yticklabels([f"{label} ({len(spans)})" for label, spans in reversed(rows)])
+        ax.set_ylim(-0.7, max(n, 1) - 0.3)
+        ax.set_xlabel("audio time (s)")
+        ax.grid(axis="x", alpha=0.35)
+        fig.suptitle(title or "segments per setting")
     fig.spans = dict(rows)  # type: ignore[attr-defined]
     return fig
+
+
+def _envelope(ax: Any, pcm: np.ndarray, rate: int, points: int = 4000) -> None:
+    """The waveform as a filled min/max envelope (fast for long recordings)."""
+    x = pcm.astype(np.float32) / (32768.0 if pcm.dtype.kind == "i" else 1.0)
+    step = max(len(x) // points, 1)
+    m = len(x) // step * step
+    if m == 0:
+        return
+    blocks = x[:m].reshape(-1, step)
+    t = (np.arange(blocks.shape[0]) * step + step / 2) / rate
+    ax.fill_between(t, blocks.min(axis=1), blocks.max(axis=1), color="#555555", linewidth=0)
+    ax.set_xlim(0, len(x) / rate)

@@ -5,24 +5,34 @@ when the bit was set.  Beside them, one lane per instance shows every
 ``spear_epoll_wait`` call, from call to return, with the return marked: a dot for
 ``n > 0`` records, a cross for a timeout (0), a red square for an error.  Everything is
 read from a :class:`~spear_lab.trace.Trace`.
+
+A whole run stays readable: a lane with too many intervals in view is binned into columns
+whose shade says how much of the time the bit was set (:func:`aggregate_spans`); zoom in
+(``timeline_figure(..., t0=, t1=)``, or the slider of :class:`TimelineView`) to see every
+interval and every wait.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from matplotlib.figure import Figure
+import numpy as np
 
 from ..abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT
-from ._refresh import LiveView, MAX_RATE, Refresher
+from . import style
+from ._refresh import MAX_RATE, LiveView, Refresher
+from .figure import Figure, png_img_html
 
-__all__ = ["BIT_COLORS", "Lane", "TimelineView", "timeline_figure", "timeline_lanes"]
+__all__ = ["BIT_COLORS", "Lane", "TimelineView", "aggregate_spans", "timeline_figure", "timeline_lanes"]
 
 BITS = ((EPOLLIN, "IN"), (EPOLLOUT, "OUT"), (EPOLLERR, "ERR"), (EPOLLHUP, "HUP"))
-BIT_COLORS = {"IN": "#1f77b4", "OUT": "#2ca02c", "ERR": "#d62728", "HUP": "#555555"}
-WAIT_COLOR = "#9467bd"
+BIT_COLORS = style.BIT_COLORS
+WAIT_COLOR = style.WAIT_COLOR
+#: Columns a lane is binned into when it has too many spans to draw one by one.
+BINS = 200
+#: Lanes with at most this many spans in view are drawn span by span.
+MAX_EXACT_SPANS = 150
 
 
 @dataclass
@@ -37,6 +47,9 @@ class Lane:
     spans: list[tuple[float, float]] = field(default_factory=list)
     #: For wait lanes: ``(t_return, rc)`` of every call.
     returns: list[tuple[float, int]] = field(default_factory=list)
+    #: What the last figure drew: ``(start, end, duty)`` bars (duty 1.0 = set throughout;
+    #: less when short intervals were merged into one bar), in trace time.
+    drawn: list[tuple[float, float, float]] = field(default_factory=list)
 
 
 def _end_time(trace: Any) -> float:
@@ -111,88 +124,234 @@ def timeline_lanes(trace: Any, instance: str | None = None, t_end: float | None 
     return lanes
 
 
-def timeline_figure(trace: Any, instance: str | None = None,
-                    t_range: tuple[float, float] | None = None, *, waits: bool = True,
-                    axis: str = "time", max_lanes: int = 40, width: float = 10.0,
-                    title: str | None = None) -> Figure:
-    """A static matplotlib Figure of the readiness timeline (works headless, Agg).
+def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Spans sorted by start with overlaps joined."""
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
-    ``t_range`` limits the x axis (trace seconds); ``axis="step"`` spaces every recorded
-    moment evenly (for hand-driven Python calls microseconds apart); ``max_lanes`` caps
-    the rows.  The figure's ``lanes`` attribute holds the :class:`Lane` list drawn.
+
+def aggregate_spans(spans: list[tuple[float, float]], lo: float, hi: float, *, bins: int = BINS,
+                    max_exact: int = MAX_EXACT_SPANS) -> list[tuple[float, float, float]]:
+    """The bars to draw for ``spans`` seen between ``lo`` and ``hi`` (trace seconds).
+
+    At most ``max_exact`` spans in view: each span as it is (duty 1.0).  More: the range
+    is cut into ``bins`` columns and each column gets the fraction of its time the spans
+    cover (its *duty*, 0..1); neighbouring columns of about the same duty (quarters) are
+    joined into one bar.  So a long run never draws more than ``bins`` bars per lane.
+    """
+    if hi <= lo:
+        return []
+    view = [(max(a, lo), min(b, hi)) for a, b in spans if b >= lo and a <= hi]
+    if len(view) <= max_exact:
+        return [(a, b, 1.0) for a, b in view]
+    merged = _merged(view)
+    starts = np.array([a for a, _ in merged])
+    ends = np.array([b for _, b in merged])
+    cum = np.concatenate([[0.0], np.cumsum(ends - starts)])
+    edges = np.linspace(lo, hi, bins + 1)
+    done = np.searchsorted(ends, edges, side="right")  # spans wholly before each edge
+    covered = cum[done]
+    inside = done < len(merged)
+    part = np.zeros_like(edges)
+    part[inside] = np.clip(edges[inside] - starts[done[inside]], 0.0, None)
+    covered = covered + part
+    width = (hi - lo) / bins
+    duty = np.diff(covered) / width
+    touched = np.zeros(bins, dtype=bool)  # columns any span reaches, however briefly
+    first = np.clip(np.searchsorted(edges, starts, side="right") - 1, 0, bins - 1)
+    last = np.clip(np.searchsorted(edges, ends, side="left") - 1, 0, bins - 1)
+    for f, g in zip(first, last):
+        touched[f:g + 1] = True
+    level = np.where(touched, np.maximum(np.ceil(np.clip(duty, 0, 1) * 4) / 4, 0.25), 0.0)
+    out: list[tuple[float, float, float]] = []
+    k = 0
+    while k < bins:
+        if level[k] == 0:
+            k += 1
+            continue
+        j = k
+        while j + 1 < bins and level[j + 1] == level[k]:
+            j += 1
+        out.append((float(edges[k]), float(edges[j + 1]), float(np.clip(duty[k:j + 1].mean(), 0.0, 1.0))))
+        k = j + 1
+    return out
+
+
+def _returns_in_view(returns: list[tuple[float, int]], lo: float, hi: float, exact: bool,
+                     bins: int) -> list[tuple[float, int]]:
+    """Wait returns to mark: all in view when ``exact``, else one per column and kind."""
+    seen: set[tuple[int, int]] = set()
+    out = []
+    width = (hi - lo) / bins if hi > lo else 1.0
+    for t, rc in returns:
+        if not lo <= t <= hi:
+            continue
+        if not exact:
+            key = (int((t - lo) / width), (rc > 0) - (rc < 0))
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append((t, rc))
+    return out
+
+
+def timeline_figure(trace: Any, instance: str | None = None,
+                    t_range: tuple[float, float] | None = None, *, t0: float | None = None,
+                    t1: float | None = None, waits: bool = True, axis: str = "time",
+                    max_lanes: int = 40, width: float = 10.0, bins: int = BINS,
+                    title: str | None = None) -> Figure:
+    """The readiness timeline as a :class:`~spear_lab.views.figure.Figure`.
+
+    Zoom with ``t0`` / ``t1`` (trace seconds; either may be left out) or ``t_range=(t0,
+    t1)``.  Over a long range a lane with more than :data:`MAX_EXACT_SPANS` intervals in
+    view is binned into ``bins`` columns (see :func:`aggregate_spans`): a lighter bar means
+    the bit was set only part of that time; zoomed in, every interval and every
+    ``spear_epoll_wait`` return is drawn.  ``axis="step"`` spaces every recorded moment
+    evenly (for hand-driven Python calls microseconds apart; always exact).  ``max_lanes``
+    caps the rows.  Attributes: ``lanes`` (the :class:`Lane` list, each with its raw
+    ``spans`` and the ``drawn`` bars), ``t_range`` (the x range shown), ``aggregated``
+    (whether any lane was binned).
     """
     if axis not in ("time", "step"):
         raise ValueError(f"axis must be 'time' or 'step', not {axis!r}")
-    t_end = t_range[1] if t_range is not None else None
-    since = t_range[0] if t_range is not None else None
-    lanes = timeline_lanes(trace, instance, t_end, waits, since)[:max_lanes]
+    if t_range is not None:
+        t0 = t_range[0] if t0 is None else t0
+        t1 = t_range[1] if t1 is None else t1
+    if t0 is not None and t1 is not None and t1 <= t0:
+        raise ValueError(f"zoom needs t0 < t1, got t0={t0} t1={t1}")
+    lanes = timeline_lanes(trace, instance, t1, waits, t0)[:max_lanes]
     moments = sorted({t for lane in lanes for span in lane.spans for t in span}
                      | {t for lane in lanes for t, _ in lane.returns})
-    if axis == "step":
+    step = axis == "step"
+    if step:
         index = {t: i for i, t in enumerate(moments)}
 
         def x(t: float) -> float:
             return float(index[t])
+        lo = 0.0
+        hi = float(max(len(moments) - 1, 1))
     else:
         def x(t: float) -> float:
             return t
-    lo = x(moments[0]) if moments else 0.0
-    hi = x(moments[-1]) if moments else 1.0
-    if t_range is not None and axis == "time":
-        lo, hi = t_range
+        lo = t0 if t0 is not None else (moments[0] if moments else 0.0)
+        hi = t1 if t1 is not None else (moments[-1] if moments else 1.0)
+        if hi <= lo:
+            hi = lo + 1e-3
     extent = max(hi - lo, 1e-9)
-    min_w = extent * 0.004 if axis == "time" else 0.15
-    height = 1.2 + 0.32 * max(len(lanes), 1)
-    fig = Figure(figsize=(width, height), layout="constrained")
-    ax = fig.add_subplot()
+    min_w = extent * 0.003 if not step else 0.15
     n = len(lanes)
-    for row, lane in enumerate(lanes):
-        y = n - 1 - row
-        spans = [(x(a), max(x(b) - x(a), min_w)) for a, b in lane.spans]
-        if lane.kind == "wait":
-            ax.broken_barh(spans, (y - 0.15, 0.3), facecolors=WAIT_COLOR, alpha=0.35, linewidth=0)
-            for marker, color, label, pick in (
-                    ("o", WAIT_COLOR, "wait → n", lambda rc: rc > 0),
-                    ("x", "#7f7f7f", "wait → 0 (timeout)", lambda rc: rc == 0),
-                    ("s", "#d62728", "wait → -errno", lambda rc: rc < 0)):
-                xs = [x(t) for t, rc in lane.returns if pick(rc)]
-                if xs:
-                    ax.plot(xs, [y] * len(xs), marker, color=color, markersize=4, label=label,
-                            linestyle="none")
-        else:
-            ax.broken_barh(spans, (y - 0.35, 0.7), facecolors=BIT_COLORS[lane.bit or "IN"],
-                           linewidth=0)
-    ax.set_yticks(range(n))
-    ax.set_yticklabels([lane.label for lane in reversed(lanes)], fontsize=8)
-    ax.set_ylim(-0.7, max(n, 1) - 0.3)
-    pad = 0.0 if (t_range is not None and axis == "time") else max(extent * 0.03, min_w)
-    ax.set_xlim(lo - pad, hi + pad)
-    ax.set_xlabel("time since trace start (s)" if axis == "time" else "step (recorded moments, in order)")
-    ax.grid(axis="x", alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        uniq = dict(zip(labels, handles))
-        ax.legend(uniq.values(), uniq.keys(), loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
-    ax.set_title(title or ("readiness timeline" + (f" — {instance}" if instance else "")), fontsize=10)
-    if not lanes:
-        ax.text(0.5, 0.5, "no readiness changes recorded yet", ha="center", va="center",
-                transform=ax.transAxes, color="#7f7f7f")
+    names = {lane.instance for lane in lanes}
+    aggregated = False
+    with style.context():
+        fig = Figure(figsize=(width, 1.5 + 0.42 * max(n, 1)), layout="constrained",
+                     kind="readiness timeline")
+        ax = fig.add_subplot()
+        for row, lane in enumerate(lanes):
+            y = n - 1 - row
+            if step:
+                lane.drawn = [(a, b, 1.0) for a, b in lane.spans]
+                bars = [(x(a), max(x(b) - x(a), min_w), 1.0) for a, b, _ in lane.drawn]
+            else:
+                lane.drawn = aggregate_spans(lane.spans, lo, hi, bins=bins)
+                exact = len(lane.drawn) == sum(1 for a, b in lane.spans if b >= lo and a <= hi)
+                aggregated |= not exact and bool(lane.drawn)
+                bars = [(a, max(b - a, min_w), d) for a, b, d in lane.drawn]
+            wait = lane.kind == "wait"
+            colour = WAIT_COLOR if wait else BIT_COLORS[lane.bit or "IN"]
+            half = 0.2 if wait else 0.36
+            if bars:
+                ax.broken_barh([(a, w) for a, w, _ in bars], (y - half, 2 * half), facecolors=colour,
+                               alpha=None, linewidth=0)
+                coll = ax.collections[-1]
+                coll.set_alpha([0.25 + 0.75 * d for _, _, d in bars] if not wait else
+                               [0.2 + 0.5 * d for _, _, d in bars])
+            if wait:
+                exact_r = step or sum(1 for t, _ in lane.returns if lo <= t <= hi) <= MAX_EXACT_SPANS
+                rets = lane.returns if step else _returns_in_view(lane.returns, lo, hi, exact_r, bins)
+                if not exact_r:  # binned: the bar shows the waits; mark only timeouts and errors
+                    rets = [(t, rc) for t, rc in rets if rc <= 0]
+                for marker, color, label, pick in (
+                        ("o", WAIT_COLOR, "wait → n ready", lambda rc: rc > 0),
+                        ("x", "#7f7f7f", "wait → 0 (timeout)", lambda rc: rc == 0),
+                        ("s", BIT_COLORS["ERR"], "wait → -errno", lambda rc: rc < 0)):
+                    xs = [x(t) for t, rc in rets if pick(rc)]
+                    if xs:
+                        ax.plot(xs, [y] * len(xs), marker, color=color, markersize=6, label=label,
+                                linestyle="none")
+        ax.set_yticks(range(n))
+        shown = [lane.label.split(": ", 1)[1] if len(names) == 1 and ": " in lane.label else lane.label
+                 for lane in reversed(lanes)]
+        ax.set_yticklabels(shown)
+        ax.set_ylim(-0.7, max(n, 1) - 0.3)
+        pad = max(extent * 0.02, min_w) if step or (t0 is None and t1 is None) else 0.0
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_xlabel("time since trace start (s)" if not step else "step (recorded moments, in order)")
+        ax.grid(axis="x", alpha=0.35)
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            uniq = dict(zip(labels, handles))
+            ax.legend(uniq.values(), uniq.keys(), loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        head = title or ("readiness timeline" + (f" — {instance}" if instance else ""))
+        if aggregated:
+            head += f"\n(binned: one column = {_seconds(extent / bins)}; lighter = set part of the time)"
+        ax.set_title(head, loc="left")
+        if not lanes:
+            ax.text(0.5, 0.5, "no readiness changes recorded yet", ha="center", va="center",
+                    transform=ax.transAxes, color=style.MUTED)
     fig.lanes = lanes  # type: ignore[attr-defined]
+    fig.t_range = (lo, hi)  # type: ignore[attr-defined]
+    fig.aggregated = aggregated  # type: ignore[attr-defined]
     return fig
 
 
-def figure_png(fig: Figure, dpi: int = 80) -> bytes:
+def _seconds(s: float) -> str:
+    return f"{s * 1000:.3g} ms" if s < 1 else f"{s:.3g} s"
+
+
+def figure_png(fig: Any, dpi: int = 80) -> bytes:
     """Render ``fig`` to PNG bytes."""
+    if isinstance(fig, Figure):
+        return fig.to_png(dpi)
+    import io
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
 
-class TimelineView(LiveView):
-    """A live timeline: an ipywidgets Image re-rendered (throttled) while the Trace grows.
+_BOX: dict[str, type] = {}
 
-    ``window_s`` shows only the last seconds (None = everything).  ``live=False`` renders
-    once; call :meth:`refresh` to redraw.
+
+def _timeline_box(widgets: Any) -> type:
+    """A VBox whose ``value`` is the PNG it shows (what the Image widget alone offered)."""
+    cls = _BOX.get("box")
+    if cls is None:
+        class TimelineBox(widgets.VBox):
+            image: Any = None
+
+            @property
+            def value(self) -> bytes:
+                """The PNG shown now."""
+                return self.image.value
+
+        cls = _BOX["box"] = TimelineBox
+    return cls
+
+
+class TimelineView(LiveView):
+    """A live timeline: a PNG re-rendered (throttled) while the Trace grows, with a range
+    slider to zoom.
+
+    ``window_s`` follows the last seconds (None = the whole run).  Moving the slider (or
+    :meth:`zoom`) stops following and shows that range, individual waits included once
+    narrow enough; ticking *follow* again (or :meth:`follow`) goes back.  ``live=False``
+    renders once; call :meth:`refresh` to redraw.  ``widget.value`` is the PNG shown.
     """
 
     def __init__(self, trace: Any, instance: str | None = None, *, window_s: float | None = 10.0,
@@ -203,23 +362,96 @@ class TimelineView(LiveView):
         self.instance = instance
         self.window_s = window_s
         self.width = width
-        self.widget = widgets.Image(format="png")
+        self.following = True
+        self.range: tuple[float, float] | None = None
+        self._quiet = False
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.slider = widgets.FloatRangeSlider(
+            value=(0.0, 1.0), min=0.0, max=1.0, step=0.01, description="zoom (s)",
+            continuous_update=False, readout_format=".2f", layout=widgets.Layout(width="70%"))
+        self.follow_box = widgets.Checkbox(
+            value=True, indent=False,
+            description=f"follow the last {window_s:g} s" if window_s else "show the whole run")
+        self.slider.observe(self._on_slider, names="value")
+        self.follow_box.observe(self._on_follow, names="value")
+        box = _timeline_box(widgets)([widgets.HBox([self.slider, self.follow_box]), self.image])
+        box.image = self.image
+        self.widget = box
         self.lanes: list[Lane] = []
         self.renders = 0
         self.refresh()
         self.refresher = Refresher(trace, self, min(max_rate, MAX_RATE)).start() if live else None
 
+    def _followed_range(self) -> tuple[float, float]:
+        now = max(self.trace.now(), 1e-3)
+        if self.window_s is None:
+            return (0.0, now)
+        return (max(0.0, now - self.window_s), max(now, self.window_s))
+
+    def _set_slider(self, lo: float, hi: float) -> None:
+        self._quiet = True
+        try:
+            top = max(hi, self.trace.now(), self.slider.min + 0.01)
+            self.slider.max = top
+            self.slider.step = max(top / 1000.0, 0.001)
+            self.slider.value = (max(lo, 0.0), min(hi, top))
+        finally:
+            self._quiet = False
+
+    def _on_slider(self, change: dict) -> None:
+        if self._quiet:
+            return
+        lo, hi = change["new"]
+        if hi > lo:
+            self.zoom(lo, hi)
+
+    def _on_follow(self, change: dict) -> None:
+        if not self._quiet and change["new"]:
+            self.follow()
+
+    def zoom(self, t0: float, t1: float) -> None:
+        """Show trace seconds ``t0`` … ``t1`` and stop following."""
+        if t1 <= t0:
+            raise ValueError(f"zoom needs t0 < t1, got t0={t0} t1={t1}")
+        self.following = False
+        self.range = (float(t0), float(t1))
+        self._quiet = True
+        try:
+            self.follow_box.value = False
+        finally:
+            self._quiet = False
+        self._draw()
+
+    def follow(self) -> None:
+        """Follow the last ``window_s`` seconds (or the whole run) again."""
+        self.following = True
+        self._quiet = True
+        try:
+            self.follow_box.value = True
+        finally:
+            self._quiet = False
+        self._draw()
+
     def figure(self) -> Figure:
         """The figure as it would be drawn now."""
-        t_range = None
-        if self.window_s is not None:
-            now = self.trace.now()
-            t_range = (max(0.0, now - self.window_s), max(now, self.window_s))
-        return timeline_figure(self.trace, self.instance, t_range, width=self.width)
+        lo, hi = self.range if (not self.following and self.range) else self._followed_range()
+        return timeline_figure(self.trace, self.instance, t0=lo, t1=hi, width=self.width)
 
-    def refresh(self) -> None:
+    def _draw(self) -> None:
         fig = self.figure()
         self.lanes = fig.lanes  # type: ignore[attr-defined]
-        self.widget.value = figure_png(fig)
+        lo, hi = fig.t_range  # type: ignore[attr-defined]
+        if self.following:
+            self.range = (lo, hi)
+        self._set_slider(lo, hi)
+        self.image.value = fig.to_png(80)
         self.renders += 1
 
+    def refresh(self) -> None:
+        self._draw()
+
+    def snapshot_html(self) -> str:
+        """The picture shown now, as a static ``<img>`` (with the range it covers)."""
+        lo, hi = self.range or (0.0, 0.0)
+        return (png_img_html(self.image.value, alt="readiness timeline")
+                + f'<div style="color:#6f6f6f">readiness timeline, {lo:.2f}–{hi:.2f} s</div>')

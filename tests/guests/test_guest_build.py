@@ -1,11 +1,11 @@
-"""The guests in guests/: they build, and their linkage matches the ABI (abi-reference §1).
+"""The guests in guests/: they build, and their linkage matches the ABI (docs/abi.md §1.1).
 
 - ``make -C guests BUILD=<tmp>`` produces every expected module, bit-identical to the
   committed ``guests/build`` (so a source change without a rebuild is caught);
 - every committed module imports only from ``spear`` and ``wasi_snapshot_preview1``, each
-  import with the exact signature of §1.2 (table below, written out independently of the
+  import with the exact signature of docs/abi.md §1.1 (table below, written out independently of the
   runtime's own table);
-- ``mic_rtasr.wasm`` has the linkage of the reference sample (§1.3, §1.4);
+- ``mic_rtasr.wasm`` has the linkage of the reference sample (docs/abi.md §1.1, §1.1);
 - the SDK header's constants and JSON helpers are checked by running ``sdk_selftest.wasm``
   under plain WASI (it imports nothing from ``spear``).
 
@@ -37,7 +37,7 @@ ALL_GUESTS = C_GUESTS + WAT_GUESTS
 
 I32, I64 = "i32", "i64"
 
-#: abi-reference §1.2: import name -> (params, results), module "spear".
+#: docs/abi.md §1.1: import name -> (params, results), module "spear".
 SPEAR_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "spear_epoll_create": ((), (I32,)),
     "spear_epoll_ctl": ((I32, I32, I32, I32), (I32,)),
@@ -95,7 +95,7 @@ WASI_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sched_yield": ((), (I32,)),
 }
 
-#: abi-reference §1.4: what the reference mic_rtasr.wasm imports.
+#: docs/abi.md §1.1: what the reference mic_rtasr.wasm imports.
 MIC_RTASR_SPEAR_IMPORTS = {
     "spear_epoll_create", "spear_epoll_ctl", "spear_epoll_wait", "spear_epoll_close",
     "mic_create", "mic_ctl", "mic_read", "mic_close",
@@ -319,7 +319,7 @@ def selftest():
 
 
 EXPECTED_CONSTANTS = {
-    # errno, Linux numbering (§2.1, §12.2)
+    # errno, Linux numbering (docs/abi.md §1.2, §12.2)
     "SPEAR_CCHAT_OK": 0, "SPEAR_EPERM": 1, "SPEAR_ENOENT": 2, "SPEAR_EIO": 5, "SPEAR_EBADF": 9,
     "SPEAR_EAGAIN": 11, "SPEAR_ENOMEM": 12, "SPEAR_EACCES": 13, "SPEAR_EFAULT": 14,
     "SPEAR_EINVAL": 22, "SPEAR_ENOSPC": 28, "SPEAR_EPIPE": 32, "SPEAR_ENOSYS": 38,
@@ -331,26 +331,26 @@ EXPECTED_CONSTANTS = {
     "SPEAR_CCHAT_CTL_SET_PARAM": 1, "SPEAR_CCHAT_CTL_GET_METRICS": 2,
     "SPEAR_CCHAT_SEND_FLAG_ENABLE_METRICS": 1, "SPEAR_CCHAT_SEND_FLAG_AUTO_TOOL_CALL": 2,
     "AUTO_TOOL_CALL": 2,
-    # rtasr (§7.3) with the [EXT] aliases
+    # rtasr (docs/abi.md §5.6) with the [EXT] aliases
     "SPEAR_RTA_CTL_SET_PARAM": 1, "SPEAR_RTA_CTL_CONNECT": 2, "SPEAR_RTA_CTL_GET_STATUS": 3,
     "SPEAR_RTA_CTL_SEND_EVENT": 4, "SPEAR_RTA_CTL_FLUSH": 5, "SPEAR_RTA_CTL_CLEAR": 6,
     "SPEAR_RTA_CTL_SET_AUTOFLUSH": 7, "SPEAR_RTA_CTL_GET_AUTOFLUSH": 8,
     "SPEAR_RTA_CTL_SET_SEGMENTATION": 7, "SPEAR_RTA_CTL_GET_SEGMENTATION": 8,
-    # mic (§11.2) with [EXT] LIST_DEVICES
+    # mic (docs/abi.md §7.6) with [EXT] LIST_DEVICES
     "SPEAR_MIC_CTL_SET_PARAM": 1, "SPEAR_MIC_CTL_GET_STATUS": 2, "SPEAR_MIC_CTL_LIST_DEVICES": 3,
     # user streams
     "SPEAR_USER_STREAM_DIR_INBOUND": 1, "SPEAR_USER_STREAM_DIR_OUTBOUND": 2,
     "SPEAR_USER_STREAM_DIR_BIDIRECTIONAL": 3, "SPEAR_USER_STREAM_CTL_EVENT_STREAM_CONNECTED": 1,
     "SPEAR_USER_STREAM_CTL_EVENT_SESSION_CLOSED": 2, "sizeof_sp_user_stream_ctl_event_t": 8,
-    # epoll (§5.1)
+    # epoll (docs/abi.md §3.1)
     "SPEAR_EPOLL_CTL_ADD": 1, "SPEAR_EPOLL_CTL_MOD": 2, "SPEAR_EPOLL_CTL_DEL": 3,
     "SPEAR_EP_CTL_ADD": 1, "SPEAR_EP_CTL_MOD": 2, "SPEAR_EP_CTL_DEL": 3,
     "SPEAR_EPOLLIN": 0x001, "SPEAR_EPOLLOUT": 0x004, "SPEAR_EPOLLERR": 0x008,
     "SPEAR_EPOLLHUP": 0x010, "sizeof_sp_epoll_event_t": 8,
-    # fd ctl (§6.1)
+    # fd ctl (docs/abi.md §4.1)
     "SPEAR_FD_CTL_SET_FLAGS": 1, "SPEAR_FD_CTL_GET_FLAGS": 2, "SPEAR_FD_CTL_GET_KIND": 3,
     "SPEAR_FD_CTL_GET_STATUS": 4, "SPEAR_FD_CTL_GET_METRICS": 5,
-    # log (§1.5)
+    # log (docs/abi.md §8)
     "SP_LOG_TRACE": 0, "SP_LOG_DEBUG": 1, "SP_LOG_INFO": 2, "SP_LOG_WARN": 3, "SP_LOG_ERROR": 4,
     "SP_LOG_MAX_BYTES": 16384,
 }

@@ -68,7 +68,7 @@ def validate_event(event: dict, dialect: str) -> None:
         event = {**event, "type": "transcription_session.updated"}
     if dialect == "beta" and event.get("type") == "transcription_session.updated" \
             and event.get("session", {}).get("client_secret", 0) is None:
-        # observed over the WebSocket: client_secret null (shared notes §1.8); the SDK's
+        # observed over the WebSocket: client_secret null (observed); the SDK's
         # model is the REST response's, where a secret is required
         event = {**event, "session": {**event["session"],
                                       "client_secret": {"value": "", "expires_at": 0}}}

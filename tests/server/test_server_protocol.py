@@ -741,3 +741,26 @@ def test_unsupported_rate_codes(rate, code, words):
     assert err["param"] == "session.audio.input.format.rate"
     err = the_error(update(make(lenient=True), format={"type": "audio/pcm", "rate": rate}))
     assert err["code"] == "invalid_value"
+
+
+def test_clear_drops_a_dangling_half_sample():
+    """3 bytes then CLEAR: the odd byte belongs to the cleared audio, so what follows is
+    decoded on its own sample boundaries: the same samples as after 2 bytes and CLEAR."""
+    import numpy as np
+
+    tone = (np.sin(np.arange(2400) / 5.0) * 8000).astype("<i2").tobytes()
+
+    def fed(s) -> bytes:
+        out = append(s, tone)
+        return b"".join(a.pcm.tobytes() for a in out if isinstance(a, FeedAudio))
+
+    fresh = make()
+    update(fresh, td=None)
+    append(fresh, b"\x01\x02")
+    fresh.receive(json.dumps({"type": "input_audio_buffer.clear"}))
+    cleared = make()
+    update(cleared, td=None)
+    append(cleared, b"\x01\x02\x03")
+    cleared.receive(json.dumps({"type": "input_audio_buffer.clear"}))
+    got, want = fed(cleared), fed(fresh)
+    assert want and got == want
