@@ -50,7 +50,8 @@ import numpy as np
 
 from ..fds.mic import MicConfig, SourceError
 from .base import TaskSource
-from .pcm import float_to_pcm16, pcm16_to_float, remix
+from .framer import Framer
+from .pcm import pcm16_to_float
 from .resample import Resampler
 from .ring import SampleRing
 
@@ -325,23 +326,14 @@ class BrowserSource(TaskSource):
 
     async def _run(self, mic: MicFd, generation: int) -> None:
         period = max(self.config.frame_ms, 1) / 1000.0
-        frame_bytes = self.config.frame_bytes
-        pending = bytearray()
+        framer = Framer(self.ring, self.resampler, self.config.channels, self.config.frame_bytes)
         last_chunks, last_change = 0, None
         reported = None
         while not self.stopped:
             await asyncio.sleep(period)
             if self.stopped:
                 return
-            block = self.ring.take()
-            if len(block):
-                pending += float_to_pcm16(
-                    self.resampler.process(remix(block, self.config.channels)))
-            frames = []
-            while len(pending) >= frame_bytes:
-                frames.append(bytes(pending[:frame_bytes]))
-                del pending[:frame_bytes]
-            if not mic.push_frames(generation, frames):
+            if not mic.push_frames(generation, framer.frames()):
                 return
             self._count_gaps(mic, generation)
             if self.chunks != last_chunks:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..fds.mic import MicConfig, SourceError
 from . import portaudio as _pa
 from .base import TaskSource
-from .pcm import float_to_pcm16, remix
+from .framer import Framer
 from .resample import Resampler
 from .ring import SampleRing
 
@@ -98,23 +98,14 @@ class DeviceSource(TaskSource):
 
     async def _run(self, mic: "MicFd", generation: int) -> None:
         period = max(self.config.frame_ms, 1) / 1000.0
-        frame_bytes = self.config.frame_bytes
-        pending = bytearray()
+        framer = Framer(self.ring, self.resampler, self.config.channels, self.config.frame_bytes)
         last_written, last_change = self.ring.written, time.monotonic()
         reported = None
         while not self.stopped:
             await asyncio.sleep(period)
             if self.stopped:
                 return
-            block = self.ring.take()
-            if len(block):
-                pending += float_to_pcm16(
-                    self.resampler.process(remix(block, self.config.channels)))
-            frames = []
-            while len(pending) >= frame_bytes:
-                frames.append(bytes(pending[:frame_bytes]))
-                del pending[:frame_bytes]
-            if not mic.push_frames(generation, frames):
+            if not mic.push_frames(generation, framer.frames()):
                 return
             if self.ring.written != last_written:
                 last_written, last_change = self.ring.written, time.monotonic()

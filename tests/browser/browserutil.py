@@ -165,23 +165,24 @@ def _private_env(base: Path) -> dict[str, str]:
     return env
 
 
-def start_jupyterlab(root: Path, log_path: Path, timeout: float = 60.0,
-                     env: dict[str, str] | None = None) -> Lab:
-    """Start JupyterLab serving ``root``; see the module docstring.  ``env``: variables
-    added to the server's (and so its kernels') environment."""
+def _start(what: str, cls: type, module: str, app_args: list[str], root: Path, log_path: Path,
+           timeout: float, env: dict[str, str] | None) -> Lab:
+    """Start ``python -m module`` (a Jupyter server app) serving ``root`` on a free
+    loopback port, the token in its environment, private Jupyter dirs and settings, no
+    news or update checks; wait until its API answers.  RuntimeError with the log's tail
+    when it exits or does not answer in ``timeout`` s."""
     root = Path(root).resolve()
     if not root.is_dir():
-        raise ValueError(f"JupyterLab root {root} is not a directory")
+        raise ValueError(f"{what} root {root} is not a directory")
     extra = dict(env or {})
     env = _private_env(root.parent / f"{root.name}-jupyter")
     env.update(extra)
     port, token = _free_port(), secrets.token_hex(24)
-    argv = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+    argv = [sys.executable, "-m", module, "--no-browser", "--ip=127.0.0.1",
             f"--port={port}", "--port_retries=0", f"--ServerApp.root_dir={root}",
             "--LabApp.news_url=None", "--LabApp.extension_manager=readonly",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False",
-            "--LabApp.collaborative=False", "--log-level=INFO"]
+            "--ServerApp.open_browser=False", "--log-level=INFO", *app_args]
     if os.geteuid() == 0:
         argv.append("--allow-root")
     env["JUPYTER_TOKEN"] = token  # not on the command line: ps must not show it
@@ -189,19 +190,28 @@ def start_jupyterlab(root: Path, log_path: Path, timeout: float = 60.0,
     with open(log_path, "w") as log:
         proc = subprocess.Popen(argv, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    lab = Lab(proc, f"http://127.0.0.1:{port}/", token, root, log_path)
+    server = cls(proc, f"http://127.0.0.1:{port}/", token, root, log_path)
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{lab.log_tail()}")
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{server.log_tail()}")
         try:
-            lab.api("GET", "api/status", timeout=2)
-            return lab
+            server.api("GET", "api/status", timeout=2)
+            return server
         except OSError:
             if time.monotonic() > deadline:
-                lab.stop()
-                raise RuntimeError(f"JupyterLab did not answer in {timeout} s:\n{lab.log_tail()}")
+                server.stop()
+                raise RuntimeError(f"{what} did not answer in {timeout} s:\n{server.log_tail()}")
             time.sleep(0.3)
+
+
+def start_jupyterlab(root: Path, log_path: Path, timeout: float = 60.0,
+                     env: dict[str, str] | None = None) -> Lab:
+    """Start JupyterLab serving ``root``; see the module docstring.  ``env``: variables
+    added to the server's (and so its kernels') environment."""
+    return _start("JupyterLab", Lab, "jupyterlab",
+                  ["--LabApp.expose_app_in_browser=True", "--LabApp.collaborative=False"],
+                  root, log_path, timeout, env)
 
 
 class Notebook7(Lab):
@@ -219,44 +229,11 @@ class Notebook7(Lab):
 
 
 def start_notebook7(root: Path, log_path: Path, timeout: float = 60.0,
-                    env: dict[str, str] | None = None) -> Notebook7:
+                    env: dict[str, str] | None = None) -> "Notebook7":
     """Start Jupyter Notebook 7 (``python -m notebook``) serving ``root``, set up as
-    :func:`start_jupyterlab` is (loopback, free port, token in the environment, private
-    Jupyter dirs and settings, no news/update checks, ``window.jupyterapp`` exposed).
-    ``RuntimeError`` with the log's tail when it exits or does not answer in ``timeout`` s."""
-    root = Path(root).resolve()
-    if not root.is_dir():
-        raise ValueError(f"Notebook 7 root {root} is not a directory")
-    extra = dict(env or {})
-    env = _private_env(root.parent / f"{root.name}-jupyter")
-    env.update(extra)
-    port, token = _free_port(), secrets.token_hex(24)
-    argv = [sys.executable, "-m", "notebook", "--no-browser", "--ip=127.0.0.1",
-            f"--port={port}", "--port_retries=0", f"--ServerApp.root_dir={root}",
-            "--JupyterNotebookApp.expose_app_in_browser=True",
-            "--LabApp.news_url=None", "--LabApp.extension_manager=readonly",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--ServerApp.open_browser=False", "--log-level=INFO"]
-    if os.geteuid() == 0:
-        argv.append("--allow-root")
-    env["JUPYTER_TOKEN"] = token  # not on the command line: ps must not show it
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(argv, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    nb = Notebook7(proc, f"http://127.0.0.1:{port}/", token, root, log_path)
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"Notebook 7 exited with {proc.returncode}:\n{nb.log_tail()}")
-        try:
-            nb.api("GET", "api/status", timeout=2)
-            return nb
-        except OSError:
-            if time.monotonic() > deadline:
-                nb.stop()
-                raise RuntimeError(f"Notebook 7 did not answer in {timeout} s:\n{nb.log_tail()}")
-            time.sleep(0.3)
+    :func:`start_jupyterlab` is (``window.jupyterapp`` exposed)."""
+    return _start("Notebook 7", Notebook7, "notebook",
+                  ["--JupyterNotebookApp.expose_app_in_browser=True"], root, log_path, timeout, env)
 
 
 def chromium_path() -> str:

@@ -159,9 +159,14 @@ def match_db(received: np.ndarray, wav_path) -> float:
     received = received.astype(np.float64)
     n = 1 << int(np.ceil(np.log2(len(received) + len(ref))))
     corr = np.fft.irfft(np.fft.rfft(received, n) * np.conj(np.fft.rfft(ref, n)), n)
-    lag = int(np.argmax(corr[:len(received)]))
-    seg = received[lag:lag + len(ref)]
-    m = len(seg)
+    k = int(np.argmax(corr))
+    lag = k - n if k > n - len(ref) else k  # negative: the received audio starts early
+    if lag >= 0:
+        seg, ref = received[lag:lag + len(ref)], ref
+    else:
+        seg, ref = received, ref[-lag:]
+    m = min(len(seg), len(ref))
+    seg = seg[:m]
     spec, freqs = np.fft.rfft(ref[:m]), np.fft.rfftfreq(m)
     best = -np.inf
     for d in np.arange(-1.0, 1.0001, 0.05):
@@ -219,6 +224,7 @@ def test_browser_microphone_streams_speech_to_the_guest(jupyterlab, playwright_s
         res = json.loads(result_file.read_text())
         (OUT / "stream-result.json").write_text(json.dumps(res, indent=1))
         received = np.load(jupyterlab.root / "browser_mic_received.npy")
+        np.save(OUT / "stream-received.npy", received)
     finally:
         browser.close()
         jupyterlab.shutdown_kernels("browser_mic.ipynb")
