@@ -77,7 +77,7 @@ state = await mic.wait_ready(30)
 session = Session(mic=mic)
 handle = session.start("realtime_asr", backend="stub", env={"SPEAR_MAX_FRAMES": "{frames}"})
 await asyncio.sleep(1.0)
-src = [s for s in session.context.service("mic_sources", None).live() if isinstance(s, BrowserSource)][0]
+src = [s for s in session.context.sources.live() if isinstance(s, BrowserSource)][0]
 result = await handle.wait_async({timeout})
 frames = np.frombuffer(b"".join(f for _, f in READS), "<i2")
 np.save("reads.npy", frames)

@@ -21,7 +21,8 @@ import time
 
 import wasmtime
 
-from spear_lab.runtime import Host, fastcall
+from spear_lab import Host
+from spear_lab.runtime import fastcall
 from spear_lab.runtime.guest import Instance, RunOptions, load_guest
 
 WAT = """(module

@@ -27,10 +27,11 @@ import time
 
 import numpy as np
 
+from spear_lab import Session, Trace
 from spear_lab.explore import Replayer, server_vad, sweep
 from spear_lab.explore.corpus import RATE, generate, join_recordings
 from spear_lab.explore.realspeech import real_speech
-from spear_lab.runtime.host import Host, HostConfig
+from spear_lab.host import HostConfig
 from spear_lab.server.audio import Resampler
 from spear_lab.testaudio import SENTENCES
 
@@ -81,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'engine':<13} {'corpus':<15} {'WER':>6} {'raw':>6} {'RTF':>6} {'dec50':>7}")
     summary = {}
     for engine in args.engines.split(","):
-        host = Host(HostConfig(stub_fallback=False, local_server={"engine": engine}),
-                    name=f"bench-{engine}")
-        replayer = Replayer(host=host, concurrency=1)
+        session = Session(HostConfig(stub_fallback=False, local_server={"engine": engine}),
+                          name=f"bench-{engine}", trace=Trace(recording=False))
+        replayer = Replayer(session=session, concurrency=1)
         try:
             for name, rec in recs.items():
                 res = sweep(rec, server_vad(silence_ms=500), replayer=replayer, cache=False,
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{rtf:6.3f} {np.median(dec):7.0f}", flush=True)
         finally:
             replayer.close()
-            host.shutdown()
+            session.close()
     if "whisper" in args.engines:
         real = summary[("whisper", "real speech")]
         voices = float(np.mean([summary[("whisper", f"{v} {s}")] for v, s in VOICES]))

@@ -49,12 +49,13 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from spear_lab.fds.rtasr import RtAsrFd
-from spear_lab.runtime.host import HostConfig
+from spear_lab.fds.rtasr import RtasrFd
+from spear_lab.host import HostConfig
+from spear_lab.server.reccache import ENV as RECOGNITION_CACHE_ENV
 from spear_lab.session import Session
 from spear_lab.trace import TraceCaps
-from spear_lab.server.reccache import ENV as RECOGNITION_CACHE_ENV
-from spear_lab.transports.backends import EMBEDDED_SERVICE, Backend, BackendRegistry
+from spear_lab.session.wiring import embedded_server
+from spear_lab.transports.backends import Backend, BackendRegistry
 
 DEMO_WAV = Path(__file__).resolve().parents[1] / "spear_lab" / "data" / "demo_speech.wav"
 AUDIO_BYTES_PER_MIN = 24000 * 2 * 60  # the guest's mic: 24 kHz mono pcm16
@@ -219,9 +220,9 @@ def server_processes(url: str, pid: int | None) -> list[psutil.Process]:
 
 # -- the run ---------------------------------------------------------------------------------
 
-def _rtasr(handle) -> RtAsrFd | None:
+def _rtasr(handle) -> RtasrFd | None:
     for entry in list(handle.host.table):
-        if isinstance(entry, RtAsrFd):
+        if isinstance(entry, RtasrFd):
             return entry
     return None
 
@@ -255,7 +256,7 @@ def server_info(session, server_url: str | None) -> dict | None:
     ``GET /v1/spear/info``; None when it cannot tell."""
     try:
         if server_url is None:
-            srv = session.context.service(EMBEDDED_SERVICE, lambda: None)
+            srv = embedded_server(session.context)
             return srv.server.info() if srv is not None and srv.server is not None else None
         import urllib.request
 

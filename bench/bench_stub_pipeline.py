@@ -38,9 +38,9 @@ import time
 import numpy as np
 import wasmtime
 
+from spear_lab import Host
 from spear_lab.abi import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EpollOp, RtasrCtl
 from spear_lab.abi.jsonfmt import dumpb
-from spear_lab.runtime import Host
 from spear_lab.runtime import fastcall
 from spear_lab.runtime.linker import define_spear
 from spear_lab.runtime.memory import GuestMemory

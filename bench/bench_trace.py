@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from spear_lab.runtime import Host, run_guest
+from spear_lab import Host
+from spear_lab.runtime import run_guest
 from spear_lab.trace import Trace, TraceCaps
 
 WAT = """

@@ -1,20 +1,24 @@
-"""A small Pythonic face for notebooks over the :class:`~spear_lab.runtime.host.Host` hostcalls.
+"""A small Pythonic face for notebooks over the :class:`~spear_lab.host.host.Host` hostcalls.
 
 Hostcalls return ``-errno``; these wrappers raise :class:`~spear_lab.abi.SpearError`
 instead, naming the errno and the reason (``EAGAIN: send queue full: 1048576 of 1048576
 bytes``).  The one expected "nothing now" result, ``-EAGAIN`` on a read, becomes ``None``.
 
-- :class:`RtAsr` — one realtime-ASR fd (``rtasr_*``): params, connect, write audio, read
+- :class:`Rtasr` — one realtime-ASR fd (``rtasr_*``): params, connect, write audio, read
   events as dicts, flush/clear, segmentation, status.
 - :class:`Epoll` — one epoll fd: add/modify/remove fds (or wrapper objects), wait.
-- :class:`Mic` — one microphone fd (``mic_*``).
+- :class:`Mic` — one microphone fd (``mic_*``): configure, read frames, status.
+
+Each wrapper closes its fd on leaving a ``with`` block, and when its constructor's SET_PARAM
+calls fail (the fd never leaks).  ``status()`` returns GET_STATUS as a frozen dataclass
+(:class:`RtasrStatus`, :class:`MicStatus`); ``status_dict()`` returns the raw dict.
 
 Example (the default stub transport; 960 bytes = 20 ms of 24 kHz pcm16):
 
->>> from spear_lab.runtime import Host
->>> from spear_lab.api import RtAsr
+>>> from spear_lab import Host
+>>> from spear_lab.api import Rtasr
 >>> host = Host()
->>> asr = RtAsr(host, stub_event_interval_ms=20)
+>>> asr = Rtasr(host, stub_event_interval_ms=20)
 >>> asr.status().state
 'Configured'
 >>> asr.connect()
@@ -34,16 +38,24 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Self
 
-from .abi.constants import EpollEvent, EpollOp, Errno, MicCtl, RtasrCtl, SpearError, errno_name
+from .abi.constants import (
+    EpollEvent,
+    EpollOp,
+    Errno,
+    MicCtl,
+    RtasrCtl,
+    SpearError,
+    errno_name,
+)
 from .abi.jsonfmt import dumpb as _dumpb
+from .fds.status import MicStatus, RtasrStatus
 
 if TYPE_CHECKING:
-    from .runtime.host import Host
+    from .host import Host
 
-__all__ = ["Epoll", "Mic", "RtAsr", "RtAsrStatus", "SpearError"]
+__all__ = ["Epoll", "Mic", "MicStatus", "Rtasr", "RtasrStatus", "SpearError"]
 
 _EAGAIN = -Errno.EAGAIN
 #: Python callers have no buffer limit: read events of any size.
@@ -56,29 +68,6 @@ def dumpb(obj: Any) -> bytes:
         return _dumpb(obj)
     except (TypeError, ValueError) as exc:
         raise SpearError(Errno.EINVAL, f"payload is not JSON: {exc}") from None
-
-
-@dataclass(frozen=True)
-class RtAsrStatus:
-    """GET_STATUS of an rtasr fd (docs/abi.md §5.6), plus the [EXT] keys ``transport``, ``backend``
-    and ``peer_closed``.  Byte counts are raw audio/control bytes."""
-
-    state: str
-    last_error: str | None
-    dropped_events: int
-    send_queue_bytes: int
-    recv_queue_bytes: int
-    max_send_queue_bytes: int
-    max_recv_queue_bytes: int
-    transport: str | None = None
-    backend: str | None = None
-    peer_closed: bool = False
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "RtAsrStatus":
-        """Build from the GET_STATUS object (unknown keys ignored)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in obj.items() if k in names})
 
 
 def _number(name: str, value: Any, *, minimum: float | None = None,
@@ -112,11 +101,30 @@ def _fd_of(obj: "int | Any") -> int:
     return fd
 
 
-class RtAsr:
+class _Wrapper:
+    """What the fd wrappers share: ``with`` closes the fd; the repr names it."""
+
+    fd: int
+
+    def close(self) -> None:
+        """Close the fd (idempotent)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} fd={self.fd}>"
+
+
+class Rtasr(_Wrapper):
     """One realtime-ASR fd on ``host``; keyword arguments become SET_PARAM calls.
 
-    Use as a context manager (closes the fd).  Every method raises :class:`SpearError`
-    on a hostcall error, except that :meth:`read` returns None when nothing is queued.
+    Every method raises :class:`SpearError` on a hostcall error, except that :meth:`read`
+    returns None when nothing is queued.
     """
 
     def __init__(self, host: "Host", **params: Any) -> None:
@@ -133,13 +141,9 @@ class RtAsr:
 
     # -- errors -------------------------------------------------------------------------
 
-    def _status_quiet(self) -> dict[str, Any] | None:
-        out = self.host.rtasr_ctl(self.fd, RtasrCtl.GET_STATUS)
-        return json.loads(out) if isinstance(out, bytes) else None
-
     def _raise(self, rc: int, what: str, extra: str = "") -> None:
         """Raise SpearError for ``rc`` with a reason saying why (never includes secrets):
-        the rule the fd recorded when it refused the call (``RtAsrFd.last_refusal``)."""
+        the rule the fd recorded when it refused the call (``RtasrFd.last_refusal``)."""
         errno = -rc
         refusal = getattr(self.host.table.get(self.fd), "last_refusal", None)
         rule = refusal.rule if refusal is not None and refusal.errno == errno else None
@@ -163,6 +167,12 @@ class RtAsr:
             self._raise(rc, what or cmd.name, extra)
         return rc
 
+    def _json(self, cmd: RtasrCtl) -> Any:
+        """The JSON output of a GET command, decoded."""
+        out = self._ctl(cmd)
+        assert isinstance(out, bytes)
+        return json.loads(out)
+
     # -- control plane --------------------------------------------------------------------
 
     def set_param(self, key: str, value: Any) -> None:
@@ -174,17 +184,13 @@ class RtAsr:
         """CONNECT: start the transport (returns at once; failures show in :meth:`status`)."""
         self._ctl(RtasrCtl.CONNECT, what="CONNECT")
 
-    def status(self) -> RtAsrStatus:
-        """GET_STATUS as a :class:`RtAsrStatus`."""
-        out = self._ctl(RtasrCtl.GET_STATUS, what="GET_STATUS")
-        assert isinstance(out, bytes)
-        return RtAsrStatus.from_json(json.loads(out))
+    def status(self) -> RtasrStatus:
+        """GET_STATUS as a :class:`RtasrStatus`."""
+        return RtasrStatus.from_json(self.status_dict())
 
     def status_dict(self) -> dict[str, Any]:
         """GET_STATUS as the raw dict."""
-        out = self._ctl(RtasrCtl.GET_STATUS, what="GET_STATUS")
-        assert isinstance(out, bytes)
-        return json.loads(out)
+        return self._json(RtasrCtl.GET_STATUS)
 
     def send_event(self, event: Any) -> None:
         """SEND_EVENT: queue a client event (any JSON value) for the transport."""
@@ -201,9 +207,7 @@ class RtAsr:
     @property
     def segmentation(self) -> dict[str, Any]:
         """GET_AUTOFLUSH as a dict; assigning a dict runs SET_AUTOFLUSH (docs/abi.md §6.2)."""
-        out = self._ctl(RtasrCtl.GET_AUTOFLUSH, what="GET_AUTOFLUSH")
-        assert isinstance(out, bytes)
-        return json.loads(out)
+        return self._json(RtasrCtl.GET_AUTOFLUSH)
 
     @segmentation.setter
     def segmentation(self, config: dict[str, Any]) -> None:
@@ -276,10 +280,7 @@ class RtAsr:
 
     def read_all(self) -> list[dict[str, Any]]:
         """Every event queued now (possibly none)."""
-        events = []
-        while (event := self.read()) is not None:
-            events.append(event)
-        return events
+        return list(iter(self.read, None))
 
     def events(self, duration_s: float, poll_ms: int = 50) -> Iterable[dict[str, Any]]:
         """Yield events as they arrive for ``duration_s`` seconds (ValueError unless both
@@ -292,7 +293,7 @@ class RtAsr:
             if event is not None:
                 yield event
 
-    def _wait(self, events: int, timeout_ms: int) -> int:
+    def _wait(self, events: int, timeout_ms: int) -> None:
         """Wait up to ``timeout_ms`` for ``events`` on this fd (private epoll)."""
         host = self.host
         if self._epfd is None:
@@ -300,8 +301,7 @@ class RtAsr:
             host.spear_epoll_ctl(self._epfd, EpollOp.ADD, self.fd, int(events))
         else:
             host.spear_epoll_ctl(self._epfd, EpollOp.MOD, self.fd, int(events))
-        ready = host.spear_epoll_wait(self._epfd, 1, timeout_ms)
-        return ready[0][1] if isinstance(ready, list) and ready else 0
+        host.spear_epoll_wait(self._epfd, 1, timeout_ms)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -317,21 +317,16 @@ class RtAsr:
         self.host.rtasr_close(self.fd)
         self._closed = True
 
-    def __enter__(self) -> "RtAsr":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         if self._closed:
-            return f"<RtAsr fd={self.fd} closed>"
-        st = self._status_quiet() or {}
-        return (f"<RtAsr fd={self.fd} {st.get('state')} transport={st.get('transport')} "
+            return f"<Rtasr fd={self.fd} closed>"
+        out = self.host.rtasr_ctl(self.fd, RtasrCtl.GET_STATUS)
+        st = json.loads(out) if isinstance(out, bytes) else {}
+        return (f"<Rtasr fd={self.fd} {st.get('state')} transport={st.get('transport')} "
                 f"send={st.get('send_queue_bytes')} recv={st.get('recv_queue_bytes')}>")
 
 
-class Epoll:
+class Epoll(_Wrapper):
     """One epoll fd on ``host``: watch fds (ints or objects with ``.fd``) and wait."""
 
     def __init__(self, host: "Host") -> None:
@@ -383,37 +378,39 @@ class Epoll:
         """Close the epoll (idempotent)."""
         self.host.spear_epoll_close(self.fd)
 
-    def __enter__(self) -> "Epoll":
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+class Mic(_Wrapper):
+    """One microphone fd on ``host``; keyword arguments become the SET_PARAM config.
 
-    def __repr__(self) -> str:
-        return f"<Epoll fd={self.fd}>"
-
-
-class Mic:
-    """One microphone fd on ``host`` (thin: the semantics live in ``spear_lab.fds.mic``)."""
+    Thin: the semantics live in :mod:`spear_lab.fds.mic`.  Every method raises
+    :class:`SpearError` on a hostcall error, except that :meth:`read` returns None when
+    no frame is queued.
+    """
 
     def __init__(self, host: "Host", **params: Any) -> None:
         self.host = host
         self.fd: int = host.mic_create()
-        if params:
-            self.configure(**params)
+        try:
+            if params:
+                self.configure(**params)
+        except BaseException:
+            self.close()
+            raise
 
     def _check(self, rc: Any, what: str) -> Any:
-        if isinstance(rc, int) and rc < 0:
-            reason = f"{what} failed ({errno_name(rc)})"
-            st = self.host.mic_ctl(self.fd, MicCtl.GET_STATUS)
-            if rc == -Errno.EBADF:
-                reason = f"fd {self.fd} is closed or not a mic fd"
-            elif isinstance(st, bytes):
-                last = json.loads(st).get("last_error")
-                if last:
-                    reason = f"{what} failed: {last}"
-            raise SpearError(-rc, reason)
-        return rc
+        """``rc`` itself, or SpearError naming why: the rule a refused SET_PARAM broke
+        (``MicFd.last_refusal``) or the source's ``last_error``."""
+        if not isinstance(rc, int) or rc >= 0:
+            return rc
+        if rc == -Errno.EBADF:
+            raise SpearError(Errno.EBADF, f"fd {self.fd} is closed or not a mic fd")
+        entry = self.host.table.get(self.fd)
+        refusal, last_error = getattr(entry, "last_refusal", None), getattr(entry, "last_error", None)
+        if rc == -Errno.EINVAL and refusal:
+            raise SpearError(Errno.EINVAL, f"{what} rejected: {refusal}")
+        if last_error:
+            raise SpearError(-rc, f"{what} failed: {last_error}")
+        raise SpearError(-rc, f"{what} failed ({errno_name(rc)})")
 
     def configure(self, **params: Any) -> None:
         """SET_PARAM with ``params`` as the config object (e.g. ``source="stub"``)."""
@@ -426,20 +423,15 @@ class Mic:
             return None
         return self._check(out, "mic_read")
 
-    def status(self) -> dict[str, Any]:
-        """GET_STATUS as a dict."""
+    def status(self) -> MicStatus:
+        """GET_STATUS as a :class:`MicStatus`."""
+        return MicStatus.from_json(self.status_dict())
+
+    def status_dict(self) -> dict[str, Any]:
+        """GET_STATUS as the raw dict (with the source's [EXT] keys)."""
         out = self._check(self.host.mic_ctl(self.fd, MicCtl.GET_STATUS), "mic GET_STATUS")
         return json.loads(out)
 
     def close(self) -> None:
         """Close the fd (idempotent); capture stops."""
         self.host.mic_close(self.fd)
-
-    def __enter__(self) -> "Mic":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<Mic fd={self.fd}>"

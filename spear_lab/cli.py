@@ -18,7 +18,6 @@ a non-zero exit (2 for usage, 1 otherwise); ``-v`` also shows the traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -33,76 +32,12 @@ DEMO_WAV = DATA / "demo_speech.wav"
 DEMO_TEXT = DATA / "demo_speech.txt"
 
 
-def mic_policy(spec: str) -> dict:
-    """HostConfig fields for ``--mic device[:NAME] | file:PATH | stub | demo`` (the
-    Session's policy, :func:`spear_lab.session.mic_policy`)."""
-    from .runtime.host import HostConfig
-    from .session import mic_policy as apply
-
-    if spec.startswith("file:") and not Path(spec[5:]).expanduser().is_file():
-        raise UsageError(f"--mic {spec}: no such file {str(Path(spec[5:]).expanduser())!r}")
-    if not (spec in ("device", "stub", "demo") or spec.startswith(("device:", "file:"))):
-        raise UsageError(f"--mic {spec!r}: expected device, device:NAME, file:PATH, demo or stub")
-    config = HostConfig()
+def _policy(option: str, make, *args):
+    """``make(*args)`` from :mod:`spear_lab.session.policy`; its ValueError as a UsageError."""
     try:
-        apply(config, spec)
+        return make(*args)
     except ValueError as exc:
-        raise UsageError(f"--mic {spec}: {exc}") from None
-    fields = {"mic_device": config.mic_device}
-    if config.mic_file:
-        fields["mic_file"] = config.mic_file
-    return fields
-
-
-def guest_env(backend: str, segmentation: str | None, model: str | None) -> dict[str, str]:
-    """Environment that the bundled guests read for ``--backend`` and ``--segmentation``."""
-    env = {"SPEAR_TRANSPORT": "stub"} if backend == "stub" else {
-        "SPEAR_TRANSPORT": "websocket", "SPEAR_BACKEND": backend}
-    if segmentation is not None:
-        try:
-            if not isinstance(json.loads(segmentation), dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            raise UsageError(f"--segmentation: invalid JSON object: {exc}") from None
-        env["SPEAR_SEGMENTATION"] = segmentation
-    if model:
-        env["SPEAR_MODEL"] = model
-    return env
-
-
-def load_backends(path: str | None):
-    """The host's backend registry: the defaults, ``$SPEAR_LAB_BACKENDS`` and ``--backends
-    FILE`` (TOML, :meth:`BackendRegistry.from_toml`); UsageError when a file is bad."""
-    from .transports.backends import ENV_BACKENDS_FILE, BackendRegistry
-
-    try:
-        registry = BackendRegistry.from_env()
-    except (OSError, ValueError, TypeError) as exc:
-        raise UsageError(f"${ENV_BACKENDS_FILE}: cannot load the backend table: {exc}") from None
-    if path is None:
-        return registry
-    if not Path(path).expanduser().is_file():
-        raise UsageError(f"--backends {path}: no such file")
-    try:
-        return registry.merged(BackendRegistry.from_toml(Path(path).expanduser()))
-    except (OSError, ValueError, TypeError) as exc:
-        raise UsageError(f"--backends {path}: {exc}") from None
-
-
-def parse_routes(specs: Sequence[str], registry) -> dict[str, str]:
-    """``--route NAME=BACKEND`` values as ``HostConfig.routes``; UsageError for a malformed
-    one or a BACKEND the registry does not have."""
-    routes: dict[str, str] = {}
-    for spec in specs:
-        name, sep, target = spec.partition("=")
-        name, target = name.strip(), target.strip()
-        if not sep or not name or not target:
-            raise UsageError(f"--route {spec!r}: expected NAME=BACKEND")
-        if target not in registry:
-            raise UsageError(f"--route {spec}: unknown backend {target!r} "
-                             f"(known: {', '.join(registry.names())})")
-        routes[name] = target
-    return routes
+        raise UsageError(f"{option}: {exc}" if option else str(exc)) from None
 
 
 def _byte_count(option: str, value: int | None) -> int | None:
@@ -113,11 +48,22 @@ def _byte_count(option: str, value: int | None) -> int | None:
 
 def host_config(args: argparse.Namespace):
     """The HostConfig of ``spear-lab run``: mic policy, backends, routes, host ceilings."""
-    from .runtime import HostConfig
-    from .runtime.host import DEFAULT_MIC_TAIL_MS, HOST_PARAM_CEILING, HOST_QUEUE_CEILING
+    from .host import (
+        DEFAULT_MIC_TAIL_MS,
+        HOST_PARAM_CEILING,
+        HOST_QUEUE_CEILING,
+        HostConfig,
+    )
+    from .session import policy
 
-    registry = load_backends(getattr(args, "backends", None))
-    routes = parse_routes(getattr(args, "route", None) or [], registry)
+    mic = args.mic
+    if not (mic in ("device", "stub", "demo") or mic.startswith(("device:", "file:"))):
+        raise UsageError(f"--mic {mic!r}: expected device, device:NAME, file:PATH, demo or stub")
+    if mic.startswith("file:") and not Path(mic[5:]).expanduser().is_file():
+        raise UsageError(f"--mic {mic}: no such file {str(Path(mic[5:]).expanduser())!r}")
+    backends = getattr(args, "backends", None)
+    registry = _policy("--backends" if backends else "", policy.backend_registry, backends)
+    routes = _policy("--route", policy.parse_routes, getattr(args, "route", None) or [], registry)
     backend = getattr(args, "backend", "local")
     if backend not in registry and backend not in routes:
         raise UsageError(f"--backend {backend!r}: unknown backend "
@@ -127,19 +73,20 @@ def host_config(args: argparse.Namespace):
         raise UsageError(f"--mic-tail: must be 0 or more milliseconds, not {tail}")
     queue = _byte_count("--max-queue-bytes", getattr(args, "max_queue_bytes", None)) or HOST_QUEUE_CEILING
     params = _byte_count("--max-param-bytes", getattr(args, "max_param_bytes", None)) or HOST_PARAM_CEILING
-    return HostConfig(
-        **mic_policy(args.mic), mic_file_realtime=not args.fast,
-        mic_file_loop=bool(getattr(args, "loop", False)),
+    config = HostConfig(
+        mic_file_realtime=not args.fast, mic_file_loop=bool(getattr(args, "loop", False)),
         mic_file_tail_ms=DEFAULT_MIC_TAIL_MS if tail is None else tail,
         backends=registry, routes=routes, stub_fallback=bool(getattr(args, "stub_fallback", False)),
         max_send_queue_bytes=queue, max_recv_queue_bytes=queue, max_mic_queue_bytes=queue,
         max_param_bytes=params)
+    _policy(f"--mic {mic}", policy.mic_policy, config, mic)
+    return config
 
 
 class _Printer:
     """Writes guest stdout and guest log lines to one stream without tearing lines: stdout
     goes out a line at a time (a partial line after :data:`PARTIAL_S` seconds), each log
-    message as one neutralised line (:func:`spear_lab.runtime.logtext.format_line`)."""
+    message as one neutralised line (:func:`spear_lab.host.logtext.format_line`)."""
 
     PARTIAL_S = 0.5
 
@@ -170,7 +117,7 @@ class _Printer:
         self.out.flush()
 
     def logs(self, host) -> None:
-        from .runtime.logtext import format_line
+        from .host.logtext import format_line
 
         new, self.logs_seen = host.logs_since(self.logs_seen)
         if not self.show_logs or not new:
@@ -183,51 +130,47 @@ class _Printer:
 
 def run_command(args: argparse.Namespace, out=sys.stdout) -> int:
     """``spear-lab run``: returns the guest's exit status (2 for usage errors)."""
-    from .runtime import Host, load_guest, start_guest
-    from .trace import Trace
+    from .runtime import load_guest
+    from .session import Session, policy
 
     try:
         guest = load_guest(args.guest)
         config = host_config(args)
-        env = guest_env(args.backend, args.segmentation, args.model)
+        env = _policy("--segmentation", policy.guest_env, args.backend, args.segmentation, args.model)
     except (UsageError, FileNotFoundError, ValueError) as exc:
         print(f"spear-lab run: {exc}", file=sys.stderr)
         return 2
-    root = Host(config)
-    trace = Trace()
-    root.context.trace = trace
-    root.context.fork_listeners.append(trace.attach)
-    root.context.warning_listeners.append(
+    session = Session(config)
+    session.context.warning_listeners.append(
         lambda key, message: print(f"spear-lab run: warning: {message}", file=sys.stderr, flush=True))
     status = 1
     try:
-        run = start_guest(root, guest, args.guest_args, env)
+        handle = session.start(guest, args.guest_args, env)
         printer = _Printer(out, guest.name, not getattr(args, "quiet", False))
         deadline = None if args.timeout is None else time.monotonic() + args.timeout
         while True:
-            finished = run.finished(0.05)
-            printer.logs(run.host)
-            printer.stdout(run.stdout)
+            finished = handle.run.finished(0.05)
+            printer.logs(handle.host)
+            printer.stdout(handle.stdout)
             if finished:
                 break
             if deadline is not None and time.monotonic() > deadline:
                 print(f"spear-lab run: timeout after {args.timeout} s, stopping the guest", file=sys.stderr)
-                run.stop()
+                handle.stop()
                 break
-        result = run.wait(10)
-        printer.logs(run.host)
-        printer.stdout(run.stdout, final=True)
+        result = handle.wait(10)
+        printer.logs(handle.host)
+        printer.stdout(result.stdout, final=True)
         if not printer.at_line_start:
             out.write("\n")
         if result.stderr:
             sys.stderr.write(result.stderr)
-        run.cleanup()
-        print_summary(result, trace, out)
+        print_summary(result, session.trace, out)
         status = result.exit_code if result.exit_code is not None else 1
         if result.stopped and args.timeout is not None and result.exit_code is None:
             status = 124
     finally:
-        root.shutdown()
+        session.close()
     return status
 
 
@@ -253,8 +196,8 @@ def demo_speech(which: str) -> tuple[Path, str, str]:
     ``pocketsphinx-testdata``, joined with 1.2 s pauses; ``bundled``: the synthetic
     recording inside the package; ``auto``: real when that package is installed."""
     if which in ("auto", "real"):
-        from .explore.realspeech import real_speech
         from .explore.corpus import join_recordings
+        from .explore.realspeech import real_speech
         try:
             rec = join_recordings(real_speech("librivox"), pauses_ms=1200, name="demo-librivox")
         except (FileNotFoundError, RuntimeError, OSError) as exc:
@@ -320,7 +263,7 @@ class _Tee:
 
 def guests_command(_: argparse.Namespace) -> int:
     from .runtime import builtin_guests
-    from .runtime.guest import guest_dirs
+    from .runtime.loading import guest_dirs
 
     found = builtin_guests()
     if not found:

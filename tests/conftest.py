@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from wasm_util import Caller  # noqa: E402
 
-from spear_lab.runtime import Host  # noqa: E402
+from spear_lab import Host  # noqa: E402
 
 
 @pytest.fixture

@@ -19,11 +19,12 @@ from fixtures_audio import (
     write_wav,
 )
 
+from spear_lab import Host
 from spear_lab.abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, Errno, MicCtl
 from spear_lab.audio import pcm16_to_float, remix, resample
 from spear_lab.audio.filesource import WavFrames
 from spear_lab.fds.mic import MicConfig, SourceError
-from spear_lab.runtime.host import Host, HostConfig
+from spear_lab.host import HostConfig
 
 EAGAIN = -Errno.EAGAIN
 

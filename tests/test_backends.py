@@ -7,15 +7,18 @@ import sys
 import types
 
 import pytest
+from test_ws_support import make_server, status, ws_fd  # noqa: F401
 
+from spear_lab import Host
 from spear_lab.abi.constants import Errno, RtasrCtl
-from spear_lab.runtime.host import Host, HostConfig
+from spear_lab.host import HostConfig
 from spear_lab.transports import backends as bk
-from spear_lab.transports.backends import Backend, BackendRegistry, default_registry, registry_for, route
+from spear_lab.transports.backends import (Backend, BackendRegistry, default_registry,
+                                           registry_for, route)
 from spear_lab.transports.base import ConnectRefused
 from spear_lab.transports.realtime_ws import RealtimeWsTransport
-
-from test_ws_support import make_server, status, ws_fd  # noqa: F401
+from spear_lab.transports.stub import StubTransport
+from spear_lab.transports.embedded import EMBEDDED_MODULE
 
 
 def entry(h: Host, fd: int):
@@ -156,7 +159,7 @@ def test_unknown_backend_is_a_non_final_refusal():
     try:
         fd = ws_fd(h, backend="nope")
         with pytest.raises(ConnectRefused) as info:
-            route(entry(h, fd), h.context)
+            route(entry(h, fd), h.context, h.context.connector.embedded)
         assert getattr(info.value, "final", False) is False
         assert "nope" in str(info.value)
         assert h.rtasr_ctl(fd, RtasrCtl.CONNECT) == -Errno.EIO  # no fallback allowed here
@@ -176,7 +179,7 @@ def test_missing_credential_fails_connect_even_with_stub_fallback(monkeypatch, v
     try:
         fd = ws_fd(h, backend="openai")
         with pytest.raises(ConnectRefused) as info:
-            route(entry(h, fd), h.context)
+            route(entry(h, fd), h.context, h.context.connector.embedded)
         assert info.value.final is True
         assert h.rtasr_ctl(fd, RtasrCtl.CONNECT) == -Errno.EIO
         st = status(h, fd)
@@ -195,7 +198,7 @@ def test_model_must_be_offered(make_server):
     try:
         bad = ws_fd(h, backend="lab", model="gpt-4o-mini-transcribe")
         with pytest.raises(ConnectRefused) as info:
-            route(entry(h, bad), h.context)
+            route(entry(h, bad), h.context, h.context.connector.embedded)
         assert not getattr(info.value, "final", False)
         assert "not offered" in str(info.value)
         ok = ws_fd(h, backend="lab", model="gpt-4o-transcribe")
@@ -242,7 +245,7 @@ def test_dialect_param_overrides_the_backend(make_server):
         assert json.loads(srv.frames(1)[0])["type"] == "transcription_session.update"
         bad = ws_fd(h, backend="lab", dialect="v3")
         with pytest.raises(ConnectRefused):
-            route(entry(h, bad), h.context)
+            route(entry(h, bad), h.context, h.context.connector.embedded)
     finally:
         h.shutdown()
 
@@ -270,7 +273,7 @@ def test_refused_ws_url_fails_connect_even_with_stub_fallback():
     try:
         fd = ws_fd(h, "ws://example.com/v1/realtime?token=guest-secret")
         with pytest.raises(ConnectRefused) as info:
-            route(entry(h, fd), h.context)
+            route(entry(h, fd), h.context, h.context.connector.embedded)
         assert info.value.final is True
         assert h.rtasr_ctl(fd, RtasrCtl.CONNECT) == -Errno.EIO
         st = status(h, fd)
@@ -285,7 +288,7 @@ def test_allowed_guest_url_with_policy_true_gets_no_credential(monkeypatch):
     h = new_host(allow_guest_ws_url=True)
     try:
         fd = ws_fd(h, "wss://example.com/v1/realtime", backend="openai", connect_timeout_ms=1500)
-        t = route(entry(h, fd), h.context)  # built, never started: no network here
+        t = route(entry(h, fd), h.context, h.context.connector.embedded)  # built, never started: no network here
         assert isinstance(t, RealtimeWsTransport)
         assert (t.backend, t.dialect, t._credential, t.connect_timeout_s) == ("ws_url", "ga", None, 1.5)
     finally:
@@ -315,9 +318,9 @@ def test_connect_timeout_param_only_shortens():
     reg = BackendRegistry([Backend("lab", "ws://127.0.0.1:9", connect_timeout_s=5)])
     h = new_host(reg)
     try:
-        assert route(entry(h, ws_fd(h, connect_timeout_ms=250)), h.context).connect_timeout_s == 0.25
-        assert route(entry(h, ws_fd(h, connect_timeout_ms=60000)), h.context).connect_timeout_s == 5
-        assert route(entry(h, ws_fd(h, connect_timeout_ms="x")), h.context).connect_timeout_s == 5
+        assert route(entry(h, ws_fd(h, connect_timeout_ms=250)), h.context, h.context.connector.embedded).connect_timeout_s == 0.25
+        assert route(entry(h, ws_fd(h, connect_timeout_ms=60000)), h.context, h.context.connector.embedded).connect_timeout_s == 5
+        assert route(entry(h, ws_fd(h, connect_timeout_ms="x")), h.context, h.context.connector.embedded).connect_timeout_s == 5
     finally:
         h.shutdown()
 
@@ -328,25 +331,18 @@ def test_bad_param_types_are_refused():
         for key, value in (("backend", 7), ("backend", ""), ("model", 3), ("ws_url", 5)):
             fd = ws_fd(h, **{key: value})
             with pytest.raises(ConnectRefused):
-                route(entry(h, fd), h.context)
+                route(entry(h, fd), h.context, h.context.connector.embedded)
     finally:
         h.shutdown()
 
 
-def test_stub_backend_routes_to_the_stub(monkeypatch):
-    calls = []
-    sentinel = object()
-
-    def fake_open_stub(fd, ctx, backend=None):
-        calls.append((fd.fd, backend))
-        return sentinel
-
-    monkeypatch.setattr("spear_lab.transports.factory.open_stub", fake_open_stub)
+def test_stub_backend_routes_to_the_stub():
     h = new_host()
     try:
         fd = ws_fd(h, backend="stub")
-        assert route(entry(h, fd), h.context) is sentinel
-        assert calls == [(fd, "stub")]
+        transport = route(entry(h, fd), h.context, h.context.connector.embedded)
+        assert isinstance(transport, StubTransport) and transport.backend == "stub"
+        assert transport.name == "stub"
     finally:
         h.shutdown()
 
@@ -355,12 +351,12 @@ def test_stub_backend_routes_to_the_stub(monkeypatch):
 
 
 def test_local_backend_without_the_embedded_server_is_refused(monkeypatch):
-    monkeypatch.setitem(sys.modules, bk.EMBEDDED_MODULE, None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, EMBEDDED_MODULE, None)  # makes the import fail
     h = new_host(stub_fallback=False)
     try:
         fd = ws_fd(h)  # default backend: local
         with pytest.raises(ConnectRefused) as info:
-            route(entry(h, fd), h.context)
+            route(entry(h, fd), h.context, h.context.connector.embedded)
         assert not getattr(info.value, "final", False)
         assert "embedded server" in str(info.value)
         assert h.rtasr_ctl(fd, RtasrCtl.CONNECT) == -Errno.EIO
@@ -371,7 +367,7 @@ def test_local_backend_without_the_embedded_server_is_refused(monkeypatch):
 
 def test_local_backend_starts_the_embedded_server_once_and_connects(monkeypatch, make_server):
     """A stand-in ``spear_lab.server.embedded`` exercises the contract: the server is made
-    through ``ctx.service`` on first connect (with the I/O loop when its constructor takes
+    through the context's embedded-server slot on first connect (with the I/O loop when its constructor takes
     ``io``), started, its URL completed to the session URL, and stopped at shutdown."""
     srv = make_server()
     made = []
@@ -389,9 +385,9 @@ def test_local_backend_starts_the_embedded_server_once_and_connects(monkeypatch,
         def stop(self):
             self.stopped = True
 
-    module = types.ModuleType(bk.EMBEDDED_MODULE)
+    module = types.ModuleType(EMBEDDED_MODULE)
     module.EmbeddedServer = EmbeddedServer
-    monkeypatch.setitem(sys.modules, bk.EMBEDDED_MODULE, module)
+    monkeypatch.setitem(sys.modules, EMBEDDED_MODULE, module)
     h = new_host(stub_fallback=False)
     try:
         fd1, fd2 = ws_fd(h), ws_fd(h)

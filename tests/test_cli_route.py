@@ -12,14 +12,13 @@ from pathlib import Path
 
 import jiwer
 import pytest
+from test_ws_support import status, ws_fd
 
-from spear_lab import cli
+from spear_lab import Host, cli
 from spear_lab.abi.constants import Errno, RtasrCtl
-from spear_lab.runtime import Host, HostConfig
+from spear_lab.host import HostConfig
 from spear_lab.session import Session
 from spear_lab.transports.backends import BackendRegistry
-
-from test_ws_support import status, ws_fd
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = cli.DEMO_WAV

@@ -18,16 +18,17 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from test_ws_support import make_server, status, wait_until, ws_fd  # noqa: F401
 
+from spear_lab import Host
 from spear_lab.abi.constants import Errno, MicCtl, RtasrCtl
-from spear_lab.api import Epoll, RtAsr
-from spear_lab.runtime import Host, HostConfig, start_guest
-from spear_lab.runtime.logtext import format_line, printable
+from spear_lab.api import Epoll, Rtasr
+from spear_lab.host import HostConfig
+from spear_lab.host.logtext import format_line, printable
+from spear_lab.runtime import start_guest
 from spear_lab.session import Session
 from spear_lab.trace import Trace, TraceCaps
 from spear_lab.transports.backends import Backend, BackendRegistry
-
-from test_ws_support import make_server, status, wait_until, ws_fd  # noqa: F401
 
 MiB = 1024 * 1024
 
@@ -292,7 +293,7 @@ def test_session_close_leaves_no_guest_thread():
 ])
 def test_bad_python_arguments_raise_value_error_naming_them(call, name):
     with Host() as h:
-        asr, ep = RtAsr(h), Epoll(h)
+        asr, ep = Rtasr(h), Epoll(h)
         t0 = time.monotonic()
         with pytest.raises(ValueError, match=name):
             call(asr, ep)
@@ -301,7 +302,7 @@ def test_bad_python_arguments_raise_value_error_naming_them(call, name):
 
 def test_good_python_timeouts_still_work():
     with Host() as h:
-        asr = RtAsr(h, stub_event_interval_ms=10)
+        asr = Rtasr(h, stub_event_interval_ms=10)
         asr.connect()
         assert asr.write_all(bytes(9600), chunk_bytes=960) == 9600
         assert asr.read(timeout_ms=2000.0)["type"] == "transcription.delta"

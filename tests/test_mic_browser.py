@@ -11,10 +11,11 @@ import time
 import numpy as np
 import pytest
 
+from spear_lab import Host
 from spear_lab.abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, Errno, MicCtl
 from spear_lab.audio import browser
 from spear_lab.audio.browser import BrowserFeed
-from spear_lab.runtime.host import Host, HostConfig
+from spear_lab.host import HostConfig
 from spear_lab.session import Session, mic_policy
 from spear_lab.views import BrowserMic
 
@@ -75,7 +76,7 @@ def widget():
 
 @pytest.fixture
 def host(widget):
-    with Host(HostConfig(mic_device="browser", extra={"browser_mic": widget.feed})) as h:
+    with Host(HostConfig(mic_device="browser", browser_mic=widget.feed)) as h:
         yield h
 
 
@@ -214,15 +215,15 @@ def test_newest_widget_is_the_default_and_close_detaches():
 def test_policy_names_and_session():
     cfg = HostConfig()
     mic_policy(cfg, "browser")
-    assert cfg.mic_device == "browser" and "browser_mic" not in cfg.extra
+    assert cfg.mic_device == "browser" and cfg.browser_mic is None
     w = BrowserMic()
     mic_policy(cfg, w)
-    assert cfg.extra["browser_mic"] is w.feed
+    assert cfg.browser_mic is w.feed
     with pytest.raises(ValueError, match="browser"):
         mic_policy(cfg, "browserx")
     s = Session(mic=w)
     try:
-        assert s.config.mic_device == "browser" and s.config.extra["browser_mic"] is w.feed
+        assert s.config.mic_device == "browser" and s.config.browser_mic is w.feed
     finally:
         s.close()
 

@@ -25,12 +25,13 @@ from fixtures_audio import (
     write_wav,
 )
 
+from spear_lab import Host
 from spear_lab.abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, MicCtl
 from spear_lab.audio import devices, pcm16_to_float
 from spear_lab.audio.device import DeviceSource
 from spear_lab.fds.mic import MicFd
+from spear_lab.host import HostConfig
 from spear_lab.runtime.guest import start_guest
-from spear_lab.runtime.host import Host, HostConfig
 
 FILE_RATE = 48000
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 from fixtures_audio import virtual_mic_daemon  # noqa: F401  (fixture)
 
-from spear_lab.runtime.host import HostConfig
+from spear_lab.host import HostConfig
 from spear_lab.session import mic_policy
 
 

@@ -12,14 +12,8 @@ from hypothesis import strategies as st
 
 from spear_lab.abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, Errno, MicCtl
 from spear_lab.abi.fdtable import FdTable
-from spear_lab.fds.mic import (
-    DEFAULT_MAX_QUEUE_BYTES,
-    MAX_PATTERN_BYTES,
-    MicConfig,
-    MicFd,
-    SourceError,
-    parse_set_param,
-)
+from spear_lab.fds.mic import DEFAULT_MAX_QUEUE_BYTES, MicFd, SourceError
+from spear_lab.fds.mic_config import MAX_PATTERN_BYTES, MicConfig, parse_set_param
 
 EINVAL, EIO, EAGAIN, ENOSPC = -Errno.EINVAL, -Errno.EIO, -Errno.EAGAIN, -Errno.ENOSPC
 
@@ -218,6 +212,24 @@ def test_bad_request_leaves_previous_configuration_running(request):
     assert mic.source is handle and not handle.stopped
     assert len(mic.sources.opened) == 1
     assert mic.push_frames(handle.generation, [b"\0" * 20])  # the old producer is still current
+
+
+def test_refusal_records_the_broken_rule():
+    """A refused SET_PARAM records why (``last_refusal``, for wrappers); an accepted one clears it."""
+    mic = new_mic()
+    assert mic.last_refusal is None
+    assert set_param(mic, {"channels": 9}) == EINVAL
+    assert mic.last_refusal == "channels must be in 1..8, got 9"
+    assert "last_refusal" not in status(mic)  # not part of GET_STATUS
+    assert set_param(mic, {"source": "stub"}) == 0
+    assert mic.last_refusal is None
+
+
+def test_config_names_stay_importable_from_the_fd_module():
+    from spear_lab.fds import mic, mic_config
+
+    assert mic.MicConfig is mic_config.MicConfig
+    assert mic.parse_set_param is mic_config.parse_set_param
 
 
 # -- SET_PARAM effects ---------------------------------------------------------------------------

@@ -9,9 +9,10 @@ import time
 import pytest
 from fixtures_audio import CTL_BUF, FRAME_BUF, PROBE_WAT, capture_guest_wat
 
+from spear_lab import Host
 from spear_lab.abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, Errno, MicCtl
+from spear_lab.host import HostConfig
 from spear_lab.runtime.guest import instantiate, start_guest
-from spear_lab.runtime.host import Host, HostConfig
 
 EINVAL, EIO, EAGAIN, ENOSPC = -Errno.EINVAL, -Errno.EIO, -Errno.EAGAIN, -Errno.ENOSPC
 ALL = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP

@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from test_mic_fd import malformed_requests
 
+from spear_lab import Host
 from spear_lab.abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, Errno, MicCtl
 from spear_lab.audio import portaudio
-from spear_lab.runtime.host import Host, HostConfig
+from spear_lab.host import HostConfig
 
 EINVAL, EIO, EAGAIN, EBADF, ENOSPC = (-Errno.EINVAL, -Errno.EIO, -Errno.EAGAIN, -Errno.EBADF,
                                       -Errno.ENOSPC)

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
+from spear_lab import Host
 from spear_lab.abi import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EpollOp, Errno, RtasrCtl
 from spear_lab.abi.jsonfmt import dumpb
-from spear_lab.runtime import Host, HostConfig
+from spear_lab.host import HostConfig
 
 EAGAIN, EBADF, EINVAL, EIO, ENOSPC, EPIPE = (-Errno.EAGAIN, -Errno.EBADF, -Errno.EINVAL, -Errno.EIO,
                                              -Errno.ENOSPC, -Errno.EPIPE)

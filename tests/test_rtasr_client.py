@@ -17,11 +17,11 @@ from spear_lab.abi.constants import Errno, RtasrCtl, RtasrState
 from spear_lab.abi.fdtable import FdTable
 from spear_lab.fds import rtasr_machine as machine
 from spear_lab.fds.ports import ConnectRefused
-from spear_lab.fds.rtasr import RtAsrFd
+from spear_lab.fds.rtasr import RtasrFd
 from spear_lab.fds.segmentation import DEADLINE_SLACK_S, ClientCommit, CommitClock, Segmentation
 from spear_lab.transports import protocol
 from spear_lab.transports.client import RealtimeClient, commit_delay
-from spear_lab.transports.protocol import SessionConfig
+from spear_lab.transports.protocol import SessionRequest
 
 from test_ws_support import host, make_server, status, wait_until, ws_fd  # noqa: F401
 
@@ -42,16 +42,16 @@ class RecordingTransport:
     def wake(self) -> None:
         self.calls.append("wake")
 
-    def connect(self, _fd: RtAsrFd) -> "RecordingTransport":
+    def connect(self, _fd: RtasrFd) -> "RecordingTransport":
         self.start()
         return self
 
 
-def new_fd(connector=None, clock=time.monotonic) -> RtAsrFd:
-    return FdTable().alloc(RtAsrFd, connector=connector, clock=clock)
+def new_fd(connector=None, clock=time.monotonic) -> RtasrFd:
+    return FdTable().alloc(RtasrFd, connector=connector, clock=clock)
 
 
-def shown_state(fd: RtAsrFd) -> str:
+def shown_state(fd: RtasrFd) -> str:
     with fd.table.lock:
         return json.loads(fd.ctl(RtasrCtl.GET_STATUS, None))["state"]
 
@@ -143,7 +143,7 @@ def test_next_deadline_agrees_with_due():
                           min_flush_gap_ms=rnd.randint(0, 1000))
         seg = Segmentation("client_commit", None, cc)
         t = rnd.uniform(0, 1e5)
-        clock = CommitClock(t, t, t)
+        clock = CommitClock(t, t)
         for _ in range(rnd.randint(0, 5)):
             t += rnd.uniform(0, 0.5)
             clock.audio(rnd.choice([480, 960, 4800]), t, silent=rnd.random() < 0.5)
@@ -180,7 +180,7 @@ def test_fd_deadline_and_delay():
 
 def test_client_frames():
     fd = new_fd()
-    client = RealtimeClient(fd, SessionConfig("m"), "ga")
+    client = RealtimeClient(fd, SessionRequest("m"), "ga")
     first = json.loads(client.start()[0])
     assert first["type"] == "session.update"
     assert first["session"]["audio"]["input"]["turn_detection"]["type"] == "server_vad"
@@ -211,7 +211,7 @@ def test_client_frames():
 
 def test_client_close_flushes_unsent_audio():
     fd = new_fd()
-    client = RealtimeClient(fd, SessionConfig("m"), "beta")
+    client = RealtimeClient(fd, SessionRequest("m"), "beta")
     client.start()
     assert client.close(flush=True) == []  # no audio went out: no commit
     fd.segmentation = Segmentation(flush_on_close=True)
@@ -227,17 +227,17 @@ def test_client_receive_and_closed():
     vad = (b'{"type":"%s","audio_start_ms":0,"frame_ms":32,"probabilities":[0.1]}'
            % protocol.VAD_PROBABILITIES.encode())  # the type first, as the server sends it
     delta = b'{"type":"conversation.item.input_audio_transcription.delta","delta":"hi"}'
-    hidden = RealtimeClient(new_fd(), SessionConfig("m"), vad_probabilities=True)
+    hidden = RealtimeClient(new_fd(), SessionRequest("m"), vad_probabilities=True)
     assert protocol.VAD_PROBABILITIES in hidden.config.include
     got = hidden.receive(vad)
     assert got.event is None and got.vad["probabilities"] == [0.1]
     assert hidden.receive(delta) == (delta, None)
-    asked = RealtimeClient(new_fd(), SessionConfig("m", include=(protocol.VAD_PROBABILITIES,)),
+    asked = RealtimeClient(new_fd(), SessionRequest("m", include=(protocol.VAD_PROBABILITIES,)),
                            vad_probabilities=True)
     assert asked.receive(vad).event == vad and asked.receive(vad).vad is not None
-    plain = RealtimeClient(new_fd(), SessionConfig("m"))
+    plain = RealtimeClient(new_fd(), SessionRequest("m"))
     assert plain.receive(vad) == (vad, None)
-    scrubbing = RealtimeClient(new_fd(), SessionConfig("m"), scrub=lambda t: t.replace("sk-1", "***"))
+    scrubbing = RealtimeClient(new_fd(), SessionRequest("m"), scrub=lambda t: t.replace("sk-1", "***"))
     assert scrubbing.closed(ConnectionClosed(Close(1000, ""), None)) == (True, "websocket closed by peer")
     out = scrubbing.closed(ConnectionClosed(Close(1011, "bad key sk-1"), None))
     assert out == (True, "websocket closed by peer (code 1011: bad key ***)")

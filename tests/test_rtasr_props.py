@@ -8,11 +8,11 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wasm_util import Caller
 
+from spear_lab import Host
 from spear_lab.abi import Errno, RtasrCtl
 from spear_lab.abi.jsonfmt import dumpb
-from spear_lab.runtime import Host
-from wasm_util import Caller
 
 EINVAL = -Errno.EINVAL
 _STRATEGY_NAMES = {"manual", "off", "server_vad", "client_commit"}

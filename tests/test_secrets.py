@@ -13,16 +13,16 @@ import socket
 
 import pytest
 import wasmtime
+from test_ws_support import make_server, status, wait_until, ws_fd  # noqa: F401
 
+from spear_lab import Host
 from spear_lab.abi.constants import FdCtl, RtasrCtl
-from spear_lab.runtime.host import Host, HostConfig
+from spear_lab.host import HostConfig
 from spear_lab.runtime.linker import define_spear
 from spear_lab.runtime.memory import GuestMemory
 from spear_lab.trace import Trace
 from spear_lab.transports.backends import Backend, BackendRegistry, route
 from spear_lab.transports.base import ConnectRefused
-
-from test_ws_support import make_server, status, wait_until, ws_fd  # noqa: F401
 
 ENV = "SPEAR_TEST_CANARY_KEY"
 DELTA = b'{"delta":"canary test","item_id":"item_1","type":"conversation.item.input_audio_transcription.delta"}'
@@ -173,7 +173,7 @@ def test_canary_key_never_leaks(monkeypatch, make_server, caplog):
         monkeypatch.setenv(ENV, "")
         f = ws_fd(host, backend="canary")
         with pytest.raises(ConnectRefused) as refused:
-            route(host.table.get(f), host.context)
+            route(host.table.get(f), host.context, host.context.connector.embedded)
         seen.append(str(refused.value))
         monkeypatch.setenv(ENV, canary)
 

@@ -198,11 +198,11 @@ def test_commit_after_max_buffer_bytes_before_connect(host):
 
 def test_commit_respects_min_gap_and_skips_when_full():
     from spear_lab.abi.fdtable import FdTable
-    from spear_lab.fds.rtasr import RtAsrFd
+    from spear_lab.fds.rtasr import RtasrFd
 
     now = [100.0]
     table = FdTable()
-    fd = table.alloc(RtAsrFd, clock=lambda: now[0])
+    fd = table.alloc(RtasrFd, clock=lambda: now[0])
     fd.segmentation = Segmentation.parse({"strategy": "client_commit",
                                           "client_commit": {"max_buffer_bytes": 10, "min_flush_gap_ms": 200}})
     with table.lock:
@@ -225,7 +225,7 @@ def test_commit_respects_min_gap_and_skips_when_full():
 def test_commit_clock_rules():
     cc = ClientCommit(flush_interval_ms=1000, silence_ms=300, min_flush_gap_ms=100)
     seg = Segmentation("client_commit", None, cc)
-    clock = CommitClock(0.0, 0.0, 0.0)
+    clock = CommitClock(0.0, 0.0)
     assert not clock.due(seg, 5.0)  # nothing buffered
     clock.audio(480, 0.5, silent=False)
     assert not clock.due(seg, 0.6)  # voice 100 ms ago
@@ -247,7 +247,7 @@ def test_commit_clock_rules():
 
 def test_interval_trigger_without_voice():
     seg = Segmentation("client_commit", None, ClientCommit(flush_interval_ms=200, min_flush_gap_ms=0))
-    clock = CommitClock(0.0, 0.0, 0.0)
+    clock = CommitClock(0.0, 0.0)
     clock.audio(100, 0.05, silent=True)
     assert not clock.due(seg, 0.19)
     assert clock.due(seg, 0.2)

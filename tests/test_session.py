@@ -17,11 +17,9 @@ from pathlib import Path
 import pytest
 
 from spear_lab.abi import EPOLLIN, EPOLLOUT, EpollOp, Errno, RtasrCtl
-from spear_lab.runtime import HostConfig
+from spear_lab.host import HostConfig
+from spear_lab.session.policy import ENV_BACKEND, ENV_SEGMENTATION, ENV_TRANSPORT
 from spear_lab.session import (
-    ENV_BACKEND,
-    ENV_SEGMENTATION,
-    ENV_TRANSPORT,
     GuestHandle,
     Session,
     backend_env,

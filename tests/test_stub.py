@@ -9,12 +9,16 @@ import time
 import numpy as np
 import pytest
 
+from spear_lab import Host
 from spear_lab.abi import EPOLLIN, EpollOp, RtasrCtl
 from spear_lab.abi.jsonfmt import dumpb
 from spear_lab.fds.segmentation import Segmentation
-from spear_lab.runtime import Host
 from spear_lab.transports.stub import (
-    FRAME_BYTES, MAX_PAYLOAD_BYTES, EnergyAsr, StubTransport, reference_event,
+    FRAME_BYTES,
+    MAX_PAYLOAD_BYTES,
+    EnergyAsr,
+    StubTransport,
+    reference_event,
 )
 
 SR = 24000

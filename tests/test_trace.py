@@ -10,9 +10,10 @@ import threading
 
 import pytest
 
+from spear_lab import Host
 from spear_lab.abi import EPOLLHUP, EPOLLIN, EPOLLOUT, EpollOp, RtasrCtl
 from spear_lab.abi.jsonfmt import dumpb
-from spear_lab.runtime import Host, run_guest
+from spear_lab.runtime import run_guest
 from spear_lab.trace import KINDS, Trace, TraceCaps
 
 

@@ -6,12 +6,12 @@ import math
 
 import pytest
 
+from spear_lab import Host
 from spear_lab.abi import FdKind, RtasrCtl
 from spear_lab.abi.jsonfmt import dumpb
-from spear_lab.abi.notes import (NOTE_CLASSES, EventReceived, MicQueue, RtasrFailed, RtasrHungUp,
-                                 RtasrQueues, VadProbabilities)
-from spear_lab.runtime import Host
-from spear_lab.trace import (HostcallRecord, QueueRecord, Trace, TranscriptFolder, percentile)
+from spear_lab.abi.notes import (NOTE_CLASSES, EventReceived, MicQueue, RtasrFailed,
+                                 RtasrHungUp, RtasrQueues, VadProbabilities)
+from spear_lab.trace import HostcallRecord, QueueRecord, Trace, TranscriptFolder, percentile
 
 
 def test_notes_are_immutable_and_name_their_fd_kind():

@@ -11,7 +11,7 @@ from spear_lab import explore
 from spear_lab.session import Session
 from spear_lab.trace import TraceCaps
 from spear_lab.transports import protocol
-from spear_lab.transports.protocol import VAD_PROBABILITIES, SessionConfig
+from spear_lab.transports.protocol import VAD_PROBABILITIES, SessionRequest
 
 TWO_SENTENCES = ["the weather is very nice today", "please call me back when you get home tonight"]
 
@@ -23,11 +23,11 @@ def test_vocabulary_matches_the_server():
 
 
 def test_with_include_keeps_the_guests_values():
-    cfg = SessionConfig(model="m", include=("item.input_audio_transcription.logprobs",))
+    cfg = SessionRequest(model="m", include=("item.input_audio_transcription.logprobs",))
     out = protocol.with_include(cfg, VAD_PROBABILITIES)
     assert out.include == ("item.input_audio_transcription.logprobs", VAD_PROBABILITIES)
     assert protocol.with_include(out, VAD_PROBABILITIES) is out
-    assert protocol.with_include(SessionConfig(model="m"), VAD_PROBABILITIES).include == (VAD_PROBABILITIES,)
+    assert protocol.with_include(SessionRequest(model="m"), VAD_PROBABILITIES).include == (VAD_PROBABILITIES,)
 
 
 def test_host_only_event():
@@ -78,17 +78,18 @@ def test_guest_sees_the_openai_stream_and_the_trace_gets_probabilities(recording
 
 
 def test_only_the_embedded_backend_is_asked():
-    from spear_lab.runtime.host import Host, HostConfig
-    from spear_lab.transports.backends import route
-
     from test_ws_support import ws_fd
+
+    from spear_lab import Host
+    from spear_lab.host import HostConfig
+    from spear_lab.transports.backends import route
 
     h = Host(HostConfig(backends={"backends": {"lab": {"url": "ws://127.0.0.1:9"},
                                               "local": {"url": "embedded"}}}))
     try:
-        lab = route(h.table.get(ws_fd(h, backend="lab")), h.context)
-        local = route(h.table.get(ws_fd(h, backend="local")), h.context)
-        guest = route(h.table.get(ws_fd(h, backend="lab", include=VAD_PROBABILITIES)), h.context)
+        lab = route(h.table.get(ws_fd(h, backend="lab")), h.context, h.context.connector.embedded)
+        local = route(h.table.get(ws_fd(h, backend="local")), h.context, h.context.connector.embedded)
+        guest = route(h.table.get(ws_fd(h, backend="lab", include=VAD_PROBABILITIES)), h.context, h.context.connector.embedded)
     finally:
         h.shutdown()
     assert not lab.vad_probabilities and lab.config.include is None

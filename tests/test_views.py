@@ -8,17 +8,21 @@ toggles); both in one Session, one Trace.
 from __future__ import annotations
 
 import asyncio
+import types
 
 import pytest
+from IPython.core.formatters import DisplayFormatter
 from matplotlib.figure import Figure
 
+import spear_lab
 from spear_lab.abi.jsonfmt import dumpb
 from spear_lab.session import Session
 from spear_lab.testaudio import make_speech
 from spear_lab.trace import Trace
 from spear_lab.views import (
     Dashboard,
-    FdTable,
+    fd_table_html,
+    FdTableView,
     HostcallLog,
     QueueView,
     Status,
@@ -224,12 +228,17 @@ def test_html_reprs(run):
     assert "realtime_asr" in html and "backpressure" in html and "exited 0" in html
     handle = run.handles[0]
     assert "realtime_asr" in handle._repr_html_() and "summary:" in handle._repr_html_()
-    assert "spear_epoll_wait" in run.trace._repr_html_()
+    shell = types.SimpleNamespace(display_formatter=DisplayFormatter())
+    assert spear_lab.register_html_views(shell)  # what importing spear_lab does in IPython
+    data, _ = shell.display_formatter.format(run.trace)
+    assert "spear_epoll_wait" in data["text/html"] and "<Trace" in data["text/plain"]
+    data, _ = shell.display_formatter.format(run.host)
+    assert data["text/html"] == fd_table_html(run.host) and "python" in data["text/html"]
     st = run.status()
     assert isinstance(st, Status) and st["io_loop"] == "running"
     assert "<code>io_loop</code>" in st._repr_html_()
     asr = run.rtasr()
-    table = FdTable(run.host)
+    table = FdTableView(run.host)
     assert any(r["kind"] == "RtAsr" and r["status"]["state"] == "Init" for r in table.rows)
     assert "RtAsr" in table._repr_html_()
     assert "state" in status_html(asr.status_dict())

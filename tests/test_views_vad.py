@@ -18,7 +18,7 @@ from matplotlib.text import Text
 
 from spear_lab.abi.jsonfmt import dumpb
 from spear_lab.data import demo_path, demo_speech
-from spear_lab.runtime.host import HostConfig
+from spear_lab.host import HostConfig
 from spear_lab.session import Session
 from spear_lab.trace import Trace
 from spear_lab.views import Figure, VadView, vad_compare_figure, vad_data, vad_figure

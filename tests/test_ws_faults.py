@@ -11,14 +11,14 @@ import json
 import os
 
 import pytest
-
-from spear_lab.abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, Errno, RtasrCtl
-from spear_lab.abi.jsonfmt import dumpb
-from spear_lab.runtime.host import Host, HostConfig
-from spear_lab.transports.backends import Backend, BackendRegistry
-
 from test_ws_support import (BlackHoleServer, assert_clean, host, make_server, read_until,  # noqa: F401
                              status, transport_of, wait_until, ws_fd)
+
+from spear_lab import Host
+from spear_lab.abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, Errno, RtasrCtl
+from spear_lab.abi.jsonfmt import dumpb
+from spear_lab.host import HostConfig
+from spear_lab.transports.backends import Backend, BackendRegistry
 
 BETA_DISABLED = dumpb({"type": "error", "error": {
     "type": "invalid_request_error", "code": "beta_api_shape_disabled",

@@ -11,11 +11,11 @@ import subprocess
 import time
 
 import pytest
-
-from spear_lab.abi.constants import Errno, RtasrCtl
-from spear_lab.runtime.host import Host, HostConfig
-
 from test_ws_support import status, ws_fd
+
+from spear_lab import Host
+from spear_lab.abi.constants import Errno, RtasrCtl
+from spear_lab.host import HostConfig
 
 pytestmark = pytest.mark.skipif(not os.environ.get("OPENAI_API_KEY"),
                                 reason="optional network test: OPENAI_API_KEY is not set")

@@ -10,7 +10,7 @@ import pytest
 from spear_lab.fds import rtasr
 from spear_lab.fds.segmentation import Segmentation, turn_detection
 from spear_lab.transports import protocol
-from spear_lab.transports.protocol import BETA, GA, SessionConfig
+from spear_lab.transports.protocol import BETA, GA, SessionRequest
 
 GA_SERVER_VAD = (
     b'{"session":{"audio":{"input":{"format":{"rate":24000,"type":"audio/pcm"},"noise_reduction":null,'
@@ -27,15 +27,15 @@ BETA_MANUAL = (
 
 def test_ga_session_update_default_segmentation():
     td = turn_detection(Segmentation())
-    assert protocol.session_update(GA, SessionConfig("gpt-4o-mini-transcribe"), td) == GA_SERVER_VAD
+    assert protocol.session_update(GA, SessionRequest("gpt-4o-mini-transcribe"), td) == GA_SERVER_VAD
 
 
 def test_beta_session_update_manual():
-    assert protocol.session_update(BETA, SessionConfig("whisper-1"), None) == BETA_MANUAL
+    assert protocol.session_update(BETA, SessionRequest("whisper-1"), None) == BETA_MANUAL
 
 
 def test_session_config_from_params_all_fields():
-    cfg = SessionConfig.from_params(
+    cfg = SessionRequest.from_params(
         {"language": "de", "prompt": "Namen: Ada", "noise_reduction": "far_field",
          "include": ["item.input_audio_transcription.logprobs"], "other": 1}, "gpt-4o-transcribe")
     out = json.loads(protocol.session_update(GA, cfg, None))
@@ -50,9 +50,9 @@ def test_session_config_from_params_all_fields():
 
 
 def test_session_config_ignores_wrong_types():
-    cfg = SessionConfig.from_params({"language": 3, "prompt": None, "noise_reduction": 5, "include": [1]}, "m")
-    assert cfg == SessionConfig("m")
-    obj = SessionConfig.from_params({"noise_reduction": {"type": "near_field"}, "include": "x"}, "m")
+    cfg = SessionRequest.from_params({"language": 3, "prompt": None, "noise_reduction": 5, "include": [1]}, "m")
+    assert cfg == SessionRequest("m")
+    obj = SessionRequest.from_params({"noise_reduction": {"type": "near_field"}, "include": "x"}, "m")
     assert obj.noise_reduction == {"type": "near_field"} and obj.include == ("x",)
 
 

@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from spear_lab.abi.constants import RtasrCtl
 from spear_lab.abi.jsonfmt import dumpb
-from spear_lab.runtime.ioloop import IoLoop
+from spear_lab.host.ioloop import IoLoop
 
 # A logger that stays quiet at DEBUG whatever the root level (the server side would
 # otherwise log the Authorization header the client sends).
@@ -324,7 +324,8 @@ def session_created(dialect: str = "ga") -> bytes:
 
 import pytest  # noqa: E402
 
-from spear_lab.runtime.host import Host, HostConfig  # noqa: E402
+from spear_lab import Host  # noqa: E402
+from spear_lab.host import HostConfig
 
 
 @pytest.fixture

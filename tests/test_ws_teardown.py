@@ -27,11 +27,10 @@ import socket
 import struct
 
 import pytest
+from test_ws_support import assert_clean, host, status, transport_of, wait_until, ws_fd  # noqa: F401
 
 from spear_lab.abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, Errno, RtasrCtl
-from spear_lab.runtime.ioloop import IoLoop
-
-from test_ws_support import assert_clean, host, status, transport_of, wait_until, ws_fd  # noqa: F401
+from spear_lab.host.ioloop import IoLoop
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLOSE_1011 = struct.pack("!BBH", 0x88, 2 + 22, 1011) + b"keepalive ping timeout"

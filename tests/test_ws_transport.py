@@ -11,12 +11,11 @@ import os
 import socket
 
 import pytest
+from test_ws_support import (assert_clean, client_sockets, host, make_server, read_until,  # noqa: F401
+                             session_created, status, transport_of, wait_until, ws_fd)
 
 from spear_lab.abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, Errno, RtasrCtl
 from spear_lab.abi.jsonfmt import dumpb
-
-from test_ws_support import (assert_clean, client_sockets, host, make_server, read_until,  # noqa: F401
-                             session_created, status, transport_of, wait_until, ws_fd)
 
 DIALECTS = ["ga", "beta"]
 UPDATE = {"ga": "session.update", "beta": "transcription_session.update"}
@@ -412,7 +411,8 @@ def test_close_before_connect_finishes_leaves_nothing(host, make_server):
 
 
 def test_host_shutdown_closes_the_connection(make_server):
-    from spear_lab.runtime.host import Host, HostConfig
+    from spear_lab import Host
+    from spear_lab.host import HostConfig
 
     srv = make_server()
     h = Host(HostConfig(stub_fallback=False))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from spear_lab.runtime import SIGNATURES, Host, instantiate
+from spear_lab import Host
+from spear_lab.runtime import SIGNATURES, instantiate
 from spear_lab.runtime.guest import Instance
 
 

@@ -107,13 +107,13 @@ show(f"fd_ctl({watched}, GET_STATUS)  # still open", host.spear_fd_ctl(watched, 
     md('''
 ## The whole table
 
-`spear_lab.views.FdTable` shows every entry, open and closed, as the ABI's own
+`spear_lab.views.FdTableView` shows every entry, open and closed, as the ABI's own
 `GET_STATUS` commands report it: the numbers only grow, the tombstones stay.
 '''),
     code('''
-from spear_lab.views import FdTable
+from spear_lab.views import FdTableView
 
-FdTable(host)'''),
+FdTableView(host)'''),
     md('''
 ## Check
 

@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 if TYPE_CHECKING:
-    from ..runtime.ioloop import IoLoop
+    from ..host.ioloop import IoLoop
 
 log = logging.getLogger(__name__)
 

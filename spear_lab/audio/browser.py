@@ -57,7 +57,7 @@ from .ring import SampleRing
 
 if TYPE_CHECKING:
     from ..fds.mic import MicFd
-    from ..runtime.ioloop import IoLoop
+    from ..host.ioloop import IoLoop
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,6 @@ class BrowserFeed:
         self.granted_at: float | None = None
         self._sinks: list[BrowserSource] = []
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
 
     # -- from the page --------------------------------------------------------------------
 
@@ -140,7 +139,7 @@ class BrowserFeed:
         if state not in STATES:
             raise ValueError(f"unknown browser mic state {state!r}")
         rate = content.get("input_rate")
-        with self._changed:
+        with self._lock:
             self.state = state
             self.error = _text(content.get("error"))
             self.device = _text(content.get("device")) or self.device
@@ -149,7 +148,6 @@ class BrowserFeed:
             if state == "granted":
                 self.granted_at = time.monotonic()
                 self.next_pos = None  # a new capture starts at position 0
-            self._changed.notify_all()
         log.info("browser microphone: %s%s", state, f" ({self.error})" if self.error else "")
 
     def _receive_pcm(self, content: dict, buffers: Sequence[Any]) -> None:
@@ -204,18 +202,6 @@ class BrowserFeed:
         if what is None:
             return None
         return f"{what}: {error}" if error else what
-
-    def wait_state(self, timeout: float) -> str:
-        """Block until the page answered (any state but idle/prompt) or ``timeout`` s passed;
-        returns the state.  Do not call it on the thread that handles comm messages."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while self.state in ("idle", "prompt"):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._changed.wait(left)
-            return self.state
 
     def stats(self) -> dict[str, Any]:
         """State and counters, for views and notebooks: ``seconds`` of audio received,

@@ -37,7 +37,7 @@ from .ring import SampleRing
 
 if TYPE_CHECKING:
     from ..fds.mic import MicFd
-    from ..runtime.ioloop import IoLoop
+    from ..host.ioloop import IoLoop
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from .resample import Resampler
 
 if TYPE_CHECKING:
     from ..fds.mic import MicFd
-    from ..runtime.ioloop import IoLoop
+    from ..host.ioloop import IoLoop
 
 log = logging.getLogger(__name__)
 

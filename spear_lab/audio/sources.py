@@ -7,7 +7,7 @@ A guest's ``source`` is mapped as follows (the guest never chooses a path):
                the guest's ``device.name``), ``"device:NAME"`` = the input device the host
                names, ``"stub"`` = the stub, ``"file:PATH"`` = the WAV at PATH,
                ``"browser"`` = the browser microphone widget
-               (:mod:`spear_lab.audio.browser`: ``HostConfig.extra["browser_mic"]``,
+               (:mod:`spear_lab.audio.browser`: ``HostConfig.browser_mic``,
                else the most recently created ``spear_lab.views.BrowserMic``)
 ``"file"``     the WAV at ``HostConfig.mic_file``; the stub when the host set none
 ``"stub"``     the stub
@@ -35,7 +35,7 @@ from .stub import StubSource
 
 if TYPE_CHECKING:
     from ..fds.mic import MicFd
-    from ..runtime.host import HostContext
+    from ..host import HostContext
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class SourceFactory:
             from .browser import open_browser
 
             handle = open_browser(mic, config, generation, self.context.io,
-                                  cfg.extra.get("browser_mic"))
+                                  cfg.browser_mic)
         elif kind == "file":
             assert path is not None
             handle = FileSource(mic, config, generation, self.context.io, path,

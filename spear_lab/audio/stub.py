@@ -14,7 +14,7 @@ from .pacing import Pacer
 
 if TYPE_CHECKING:
     from ..fds.mic import MicConfig, MicFd
-    from ..runtime.ioloop import IoLoop
+    from ..host.ioloop import IoLoop
 
 
 class StubSource(TaskSource):

@@ -140,10 +140,6 @@ class SegConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in obj.items() if k in names})
 
-    def with_(self, **changes: Any) -> "SegConfig":
-        """A copy with some fields changed."""
-        return replace(self, **changes)
-
 
 def server_vad(silence_ms: int = 500, threshold: float = 0.5, prefix_padding_ms: int = 300,
                label: str | None = None) -> SegConfig:

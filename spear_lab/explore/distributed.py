@@ -28,7 +28,6 @@ import atexit
 import concurrent.futures as cf
 import logging
 import os
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,12 +36,11 @@ import numpy as np
 
 from .configs import SegConfig
 from .corpus import Recording, Utterance, cache_dir
-from .replay import Job, Replayer, RunRecord
+from .replay import Job, Replayer, RunRecord, worker_name
 
 __all__ = [
     "RemoteReplayer",
     "is_dask_client",
-    "recognition_stats",
     "recording_from_payload",
     "recording_payload",
     "replay_task",
@@ -55,34 +53,9 @@ _REPLAYERS: dict[tuple, tuple[Replayer, threading.Lock]] = {}
 _LOCK = threading.Lock()
 
 
-def worker_name() -> str:
-    """The Dask worker's address inside a Dask worker, else ``host:pid``."""
-    try:
-        from distributed import get_worker
-
-        return str(get_worker().address)
-    except (ImportError, ValueError, AttributeError):
-        return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def is_dask_client(executor: Any) -> bool:
     """True for a ``dask.distributed.Client`` (anything with ``scatter`` and ``gather``)."""
     return hasattr(executor, "scatter") and hasattr(executor, "gather") and hasattr(executor, "submit")
-
-
-def recognition_stats(host: Any) -> dict[str, int]:
-    """Recognition-cache ``hits``/``misses`` of the embedded server of ``host``'s context
-    (zeros when it has not been started)."""
-    from ..transports.backends import EMBEDDED_SERVICE
-
-    ctx = host.context
-    with ctx._lock:  # peek without starting the service
-        server = ctx._services.get(EMBEDDED_SERVICE)
-    stats = getattr(server, "recognition_stats", None)
-    if stats is None:
-        return {"hits": 0, "misses": 0}
-    snap = stats()
-    return {"hits": int(snap["hits"]), "misses": int(snap["misses"])}
 
 
 # -- recordings as payloads ---------------------------------------------------------------
@@ -149,7 +122,7 @@ def _worker_replayer(settings: dict[str, Any]) -> tuple[Replayer, threading.Lock
             rp = Replayer(backend=settings["backend"], concurrency=max(1, int(settings["concurrency"])),
                           frame_ms=settings["frame_ms"], settle_ms=settings["settle_ms"])
             if settings.get("server_workers"):  # read when the embedded server starts
-                rp.host.config.local_server = {**rp.host.config.local_server,
+                rp.session.config.local_server = {**rp.session.config.local_server,
                                                "workers": int(settings["server_workers"])}
             entry = _REPLAYERS[key] = (rp, threading.Lock())
         return entry
@@ -167,9 +140,9 @@ def replay_task(recording: dict[str, Any], configs: Sequence[dict[str, Any]], re
         rec = recording_from_payload(recording)
         rp, lock = _worker_replayer(settings)
         with lock:  # one batch at a time per Replayer (the mic policy is per host)
-            before = recognition_stats(rp.host)
+            before = rp.recognition_stats()
             runs = rp.run([Job(rec, SegConfig.from_dict(c), bool(realtime)) for c in configs])
-            after = recognition_stats(rp.host)
+            after = rp.recognition_stats()
         for run in runs:
             run.worker = name
         return {"runs": [r.to_json() for r in runs], "error": None, "worker": name,

@@ -4,7 +4,7 @@ The path of every run::
 
     WAV --file microphone--> realtime_asr guest --rtasr fd--> WebSocket transport --> server
 
-One :class:`Replayer` owns one :class:`~spear_lab.runtime.host.Host` (one I/O loop, one
+One :class:`Replayer` owns one :class:`~spear_lab.session.Session` (one I/O loop, one
 embedded server when the backend is ``local``) and runs up to ``concurrency`` guests at
 once, each on its own fork (own fd table).  The host's microphone policy points at the
 recording's WAV; with ``realtime=False`` the file source is not paced (frames as fast as
@@ -32,7 +32,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
+import os
+import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,11 +42,17 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..abi.notes import EventReceived, Note, RtasrFailed, RtasrHungUp, RtasrQueues, VadProbabilities
+from ..host import Host, HostConfig
+from ..runtime.loading import load_guest
+from ..session import GuestHandle, Session
+from ..session.policy import guest_env, mic_policy, parse_summary
+from ..session.wiring import embedded_server
+from ..trace import Trace
 from .configs import SegConfig
 from .corpus import RATE, Recording
 from .events import Segment, open_speech, parse_events, segments_from_events
 
-__all__ = ["EventTap", "RunRecord", "Replayer", "Job", "code_version", "GUEST"]
+__all__ = ["EventTap", "RunRecord", "Replayer", "Job", "code_version", "worker_name", "GUEST"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +63,6 @@ BYTES_PER_MS = RATE * 2 / 1000
 RECORD_VERSION = 2
 """Bumped when :class:`RunRecord`'s meaning changes (part of the cache key)."""
 _STDOUT_KEEP = 60  # last guest stdout lines kept in a record
-_SUMMARY = re.compile(r"(\w+)=(-?\d+)")
 
 
 @lru_cache(maxsize=1)
@@ -65,7 +71,8 @@ def code_version() -> str:
     ``fds``, ``runtime``, ``transports``, ``audio``, ``server`` and this module, and the
     guest's wasm.  Part of every cached run's key."""
     import spear_lab
-    from ..runtime.guest import builtin_guests
+
+    from ..runtime.loading import builtin_guests
 
     root = Path(spear_lab.__file__).resolve().parent
     h = hashlib.sha256(f"{spear_lab.__version__}/{RECORD_VERSION}".encode())
@@ -94,7 +101,7 @@ class EventTap:
     appends.
     """
 
-    def __init__(self, table: Any, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, table: Any = None, clock: Callable[[], float] = time.perf_counter) -> None:
         self.table = table
         self.clock = clock
         self.t0 = clock()
@@ -104,6 +111,13 @@ class EventTap:
         self.vad: list[tuple[float, float]] = []
         self.vad_frame_ms = 0.0
         self._seen: dict[int, int] = {}
+
+    def attach(self, table: Any) -> None:
+        """Listen to ``table`` from now on (``t`` counts from here)."""
+        with table.lock:
+            self.table = table
+            self.t0 = self.clock()
+            table.listeners.append(self)
 
     def __call__(self, fd: int, note: Note) -> None:
         t = self.clock() - self.t0
@@ -216,10 +230,14 @@ class Job:
     tag: Any = None
 
 
-def _worker_name() -> str:
-    from .distributed import worker_name
+def worker_name() -> str:
+    """The Dask worker's address inside a Dask worker, else ``host:pid``."""
+    try:
+        from distributed import get_worker
 
-    return worker_name()
+        return str(get_worker().address)
+    except (ImportError, ValueError, AttributeError):
+        return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _unplayable(job: Job, exc: BaseException, concurrency: int) -> RunRecord:
@@ -229,20 +247,13 @@ def _unplayable(job: Job, exc: BaseException, concurrency: int) -> RunRecord:
     return RunRecord(recording=rec.name, digest=rec.digest, config=job.config.to_dict(),
                      pace="realtime" if job.realtime else "fast", audio_ms=audio_ms,
                      problems=[f"recording cannot be replayed: {type(exc).__name__}: {exc}"],
-                     concurrency=concurrency, code_version=code_version(), worker=_worker_name())
+                     concurrency=concurrency, code_version=code_version(), worker=worker_name())
 
 
 def _mic_json(frame_ms: int) -> str:
     return json.dumps({"sample_rate_hz": RATE, "channels": 1, "format": "pcm16",
                        "frame_ms": frame_ms, "source": "file", "fallback": {"to_stub": False}},
                       separators=(",", ":"))
-
-
-def _parse_summary(stdout: str) -> dict[str, int]:
-    for line in reversed(stdout.splitlines()):
-        if line.startswith("summary:"):
-            return {k: int(v) for k, v in _SUMMARY.findall(line)}
-    return {}
 
 
 class Replayer:
@@ -252,16 +263,14 @@ class Replayer:
     - ``frame_ms``: microphone frame length;
     - ``settle_ms``: the guest's quiet time before it ends once everything is in
       (default 1500 fast, 500 real time);
-    - ``host``: an existing Host to fork guests from (default: a new one, closed by
-      :meth:`close`); its microphone policy is changed per recording.
+    - ``session``: the :class:`~spear_lab.session.Session` to start guests in (default: a
+      new one with a paused Trace, closed by :meth:`close`); its microphone policy is
+      changed per recording.
     """
 
     def __init__(self, *, backend: str = "local", concurrency: int = 2, frame_ms: int = 20,
-                 settle_ms: int | None = None, guest: str = GUEST, host: Any = None,
+                 settle_ms: int | None = None, guest: str = GUEST, session: Session | None = None,
                  timeout_s: float | None = None) -> None:
-        from ..runtime.guest import load_guest
-        from ..runtime.host import Host, HostConfig
-
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         self.backend = backend
@@ -270,58 +279,71 @@ class Replayer:
         self.settle_ms = settle_ms
         self.timeout_s = timeout_s
         self.guest = load_guest(guest)
-        self._own_host = host is None
-        self.host = host if host is not None else Host(HostConfig(stub_fallback=False), name="explore")
+        self._own_session = session is None
+        self.session = session if session is not None else Session(
+            HostConfig(stub_fallback=False), name="explore", trace=Trace(recording=False))
+        self.session.context.fork_listeners.append(self._tap_fork)
+        self._tapping: EventTap | None = None
         self._cv = threading.Condition()
-        self._done: list[tuple[Any, RunRecord]] = []
         self._policy: tuple[str, bool] | None = None
+
+    def recognition_stats(self) -> dict[str, int]:
+        """Recognition-cache ``hits``/``misses`` of the embedded server so far (zeros
+        before it started)."""
+        server = embedded_server(self.session.context)
+        stats = getattr(server, "recognition_stats", None)
+        if stats is None:
+            return {"hits": 0, "misses": 0}
+        snap = stats()
+        return {"hits": int(snap["hits"]), "misses": int(snap["misses"])}
 
     # -- one run --------------------------------------------------------------------------
 
     def _env(self, job: Job) -> dict[str, str]:
-        transport = "stub" if self.backend == "stub" else "websocket"
         settle = self.settle_ms if self.settle_ms is not None else (500 if job.realtime else 1500)
         drain = 30000  # from the last event
-        return {"SPEAR_BACKEND": self.backend, "SPEAR_TRANSPORT": transport,
-                "SPEAR_SEGMENTATION": json.dumps(job.config.segmentation(), separators=(",", ":")),
-                "SPEAR_MIC": _mic_json(self.frame_ms), "SPEAR_DRAIN_MS": str(drain),
-                "SPEAR_SETTLE_MS": str(settle)}
+        env = guest_env(self.backend, job.config.segmentation())
+        env.update({"SPEAR_MIC": _mic_json(self.frame_ms), "SPEAR_DRAIN_MS": str(drain),
+                    "SPEAR_SETTLE_MS": str(settle)})
+        return env
 
     def _set_policy(self, recording: Recording, realtime: bool) -> None:
         path = str(recording.wav().resolve())
         if self._policy == (path, realtime):
             return
-        cfg = self.host.config
-        cfg.mic_device = f"file:{path}"
-        cfg.mic_file = path
+        cfg = self.session.config
+        mic_policy(cfg, f"file:{path}")
         cfg.mic_file_realtime = realtime
         cfg.mic_file_loop = False
         self._policy = (path, realtime)
 
-    def _start(self, job: Job, index: int) -> tuple[Any, EventTap, float]:
-        from ..runtime.guest import GuestRun, RunOptions
+    def _tap_fork(self, fork: Host) -> None:
+        """Fork listener: the fork of the run being started gets the pending EventTap."""
+        tap = self._tapping
+        if tap is not None:
+            self._tapping = None
+            tap.attach(fork.table)
 
-        fork = self.host.fork(f"sweep-{index}")
-        tap = EventTap(fork.table)
-        with fork.table.lock:
-            fork.table.listeners.append(tap)
-        run = GuestRun(self.guest, fork, RunOptions((), self._env(job)))
+    def _start(self, job: Job, index: int) -> tuple[GuestHandle, EventTap, float]:
+        tap = self._tapping = EventTap()
+        try:
+            handle = self.session.start(self.guest, env=self._env(job), name=f"sweep-{index}")
+        finally:
+            self._tapping = None
         started = time.time()
-        tap.t0 = tap.clock()
 
         def finished(_result: Any) -> None:
             with self._cv:
                 self._cv.notify_all()
 
-        run.add_done_callback(finished)
-        run.start()
-        return run, tap, started
+        handle.run.add_done_callback(finished)
+        return handle, tap, started
 
-    def _record(self, job: Job, run: Any, tap: EventTap, started: float, timed_out: bool) -> RunRecord:
+    def _record(self, job: Job, run: GuestHandle, tap: EventTap, started: float,
+                timed_out: bool) -> RunRecord:
         res = run.result
         wall = time.time() - started
-        stdout = res.stdout if res is not None else run.stdout
-        run.cleanup()
+        stdout = run.stdout
         problems = list(tap.problems)
         if timed_out:
             problems.append("run timed out and was stopped")
@@ -330,9 +352,9 @@ class Replayer:
             pace="realtime" if job.realtime else "fast", audio_ms=job.recording.duration_ms,
             events=parse_events(tap.events), commit_positions_ms=[p for _, p in tap.commits],
             wall_s=wall, exit_code=res.exit_code if res else None, trap=res.trap if res else "lost",
-            problems=problems, summary=_parse_summary(stdout),
+            problems=problems, summary=parse_summary(stdout),
             stdout_tail=stdout.splitlines()[-_STDOUT_KEEP:], concurrency=self.concurrency,
-            code_version=code_version(), started_at=started, worker=_worker_name(),
+            code_version=code_version(), started_at=started, worker=worker_name(),
             vad=list(tap.vad), vad_frame_ms=tap.vad_frame_ms)
 
     # -- many runs ------------------------------------------------------------------------
@@ -381,7 +403,7 @@ class Replayer:
                     if not run.done and now > deadline:
                         log.warning("run %d (%s on %s) timed out; stopping it", i, jobs[i].config.name,
                                     jobs[i].recording.name)
-                        run.stop()
+                        run.run.stop()
                         timed_out = True
                     if run.done:
                         rec = self._record(jobs[i], run, tap, started, timed_out)
@@ -393,38 +415,16 @@ class Replayer:
                 active = still
         finally:
             for i, run, *_ in active:
-                run.stop()
+                run.run.stop()
         return [r for r in records if r is not None]
 
     def close(self) -> None:
-        """Shut the host down (I/O loop, embedded server) when this Replayer made it."""
-        if self._own_host:
-            self.host.shutdown()
+        """Close the session (I/O loop, embedded server) when this Replayer made it."""
+        if self._own_session:
+            self.session.close()
 
     def __enter__(self) -> "Replayer":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def environment_problems(backend: str = "local") -> list[str]:
-    """What is missing for a real replay (empty when everything is there)."""
-    from ..runtime.guest import builtin_guests
-
-    missing = []
-    if GUEST not in builtin_guests():
-        missing.append(f"guest {GUEST}.wasm not built (make -C guests)")
-    mods = ["spear_lab.audio.sources", "spear_lab.transports.backends", "spear_lab.transports.realtime_ws"]
-    if backend == "local":
-        mods.append("spear_lab.server.embedded")
-    import importlib.util
-
-    for m in mods:
-        try:
-            if importlib.util.find_spec(m) is None:
-                missing.append(f"module {m} missing")
-        except ModuleNotFoundError:
-            missing.append(f"module {m} missing")
-    return missing
-

@@ -158,12 +158,8 @@ def _recognition(rp: Any) -> dict[str, int]:
         return {"hits": 0, "misses": 0}
     if hasattr(rp, "recognition"):
         return dict(rp.recognition)
-    host = getattr(rp, "host", None)
-    if host is None:
-        return {"hits": 0, "misses": 0}
-    from .distributed import recognition_stats
-
-    return recognition_stats(host)
+    stats = getattr(rp, "recognition_stats", None)
+    return stats() if stats is not None else {"hits": 0, "misses": 0}
 
 
 def sweep(recordings: Recording | Iterable[Recording],

@@ -1,8 +1,9 @@
-"""Microphone fds, ``mic_*`` (docs/abi.md §7): configuration, capture queue, readiness.
+"""Microphone fds, ``mic_*`` (docs/abi.md §7): capture queue, readiness, sources.
 
 Sans-I/O.  A source (device, file or stub; see :mod:`spear_lab.audio`) pushes frames of
 exactly :attr:`MicConfig.frame_bytes` bytes into the capture queue; ``mic_read`` hands the
-guest one frame per call.
+guest one frame per call.  The SET_PARAM config and its parser live in
+:mod:`spear_lab.fds.mic_config` (``MicConfig`` is importable from here too).
 
 - SET_PARAM validates the whole request before anything changes (a fix, docs/abi.md §12): a bad
   request returns ``-EINVAL`` and the previous configuration keeps running.
@@ -18,33 +19,20 @@ guest one frame per call.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from ..abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, Errno, FdKind, MicCtl
 from ..abi.fdtable import FdEntry, FdTable
-from ..abi.jsonfmt import dumpb, loads
+from ..abi.jsonfmt import dumpb
 from ..abi.notes import MicQueue
+from .mic_config import MicConfig, parse_set_param
 
 log = logging.getLogger(__name__)
 
 #: Default capture-queue cap in bytes (512 KiB).
 DEFAULT_MAX_QUEUE_BYTES = 524288
-#: Largest decoded ``stub_pcm16_base64`` pattern (10 MiB).
-MAX_PATTERN_BYTES = 10 * 1024 * 1024
-#: Most channels a config may ask for (docs/abi.md §12).
-MAX_CHANNELS = 8
-#: [EXT] highest accepted ``sample_rate_hz``.
-MAX_SAMPLE_RATE_HZ = 768000
-#: [EXT] longest accepted ``frame_ms``.
-MAX_FRAME_MS = 10000
-#: [EXT] largest accepted frame, in bytes (4 MiB).
-MAX_FRAME_BYTES = 4 * 1024 * 1024
-
 #: Host hook ``deliver(payload) -> rc``: copies to the guest; rc >= 0 means delivered.
 Deliver = Callable[[bytes], int]
 
@@ -52,133 +40,6 @@ Deliver = Callable[[bytes], int]
 class SourceError(Exception):
     """A source cannot start (or failed); the message becomes ``last_error`` and must be
     fit for a guest to read (no secrets, no host paths)."""
-
-
-@dataclass(frozen=True)
-class MicConfig:
-    """One accepted SET_PARAM configuration (docs/abi.md §7.1); all fields validated."""
-
-    sample_rate_hz: int = 24000
-    channels: int = 1
-    frame_ms: int = 20
-    format: str = "pcm16"
-    #: What the guest asked for: ``"device"``, ``"file"``, ``"stub"`` or anything (→ stub).
-    source: str = "device"
-    #: ``device.name``: exact input-device name, or ([EXT]) a PortAudio index; None = default.
-    device: str | int | None = None
-    #: ``fallback.to_stub``: use the stub when the source cannot start.
-    fallback_to_stub: bool = True
-
-    @property
-    def frame_samples(self) -> int:
-        """Samples per channel in one frame: ``floor(rate * frame_ms / 1000)``."""
-        return self.sample_rate_hz * self.frame_ms // 1000
-
-    @property
-    def frame_bytes(self) -> int:
-        """Bytes in one frame: samples * channels * 2 (960 for the defaults)."""
-        return self.frame_samples * self.channels * 2
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``config`` object of GET_STATUS (the four reference keys)."""
-        return {
-            "channels": self.channels,
-            "format": self.format,
-            "frame_ms": self.frame_ms,
-            "sample_rate_hz": self.sample_rate_hz,
-        }
-
-
-@dataclass(frozen=True)
-class MicRequest:
-    """A validated SET_PARAM request: the config plus the two persistent settings."""
-
-    config: MicConfig
-    #: New queue cap, or None to keep the current one.
-    max_queue_bytes: int | None = None
-    #: New stub pattern (decoded), or None to keep the current one.
-    pattern: bytes | None = None
-
-
-def _int(obj: dict, key: str, default: int, lo: int, hi: int) -> int:
-    value = obj.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{key} must be an integer")
-    if not lo <= value <= hi:
-        raise ValueError(f"{key} must be in {lo}..{hi}, got {value}")
-    return value
-
-
-def _sub(obj: dict, key: str) -> dict:
-    value = obj.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError(f"{key} must be an object")
-    return value
-
-
-def parse_set_param(payload: bytes | None) -> MicRequest:
-    """Validate a SET_PARAM payload as a whole (docs/abi.md §7.6, with a fix of §12).
-
-    Absent fields (and JSON ``null``) take their defaults; a valid JSON value that is not
-    an object means "all defaults" (reference).  Raises ValueError saying which rule was
-    broken: not JSON; a wrong type; ``sample_rate_hz`` outside 1..768000; ``channels``
-    outside 1..8; ``frame_ms`` outside 1..10000; a frame of 0 bytes or above 4 MiB;
-    ``format`` other than ``"pcm16"``; ``max_queue_bytes`` negative; a
-    ``stub_pcm16_base64`` that is not standard base64 or decodes to more than 10 MiB.
-    ``drop_policy`` is accepted and ignored (always drop-oldest).
-    """
-    ok, obj = loads(payload)
-    if not ok:
-        raise ValueError("payload is absent or not JSON")
-    if not isinstance(obj, dict):
-        obj = {}
-    rate = _int(obj, "sample_rate_hz", 24000, 1, MAX_SAMPLE_RATE_HZ)
-    channels = _int(obj, "channels", 1, 1, MAX_CHANNELS)
-    frame_ms = _int(obj, "frame_ms", 20, 1, MAX_FRAME_MS)
-    fmt = obj.get("format")
-    if fmt is None:
-        fmt = "pcm16"
-    if fmt != "pcm16":
-        raise ValueError(f"unsupported format: {fmt!r} (only \"pcm16\")")
-    source = obj.get("source")
-    if source is None:
-        source = "device"
-    if not isinstance(source, str):
-        raise ValueError("source must be a string")
-    device = _sub(obj, "device").get("name")
-    if device is not None and (isinstance(device, bool) or not isinstance(device, (str, int))):
-        raise ValueError("device.name must be a string (or an integer index)")
-    to_stub = _sub(obj, "fallback").get("to_stub")
-    if to_stub is None:
-        to_stub = True
-    if not isinstance(to_stub, bool):
-        raise ValueError("fallback.to_stub must be a boolean")
-    max_queue = obj.get("max_queue_bytes")
-    if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int)
-                                  or max_queue < 0):
-        raise ValueError("max_queue_bytes must be a non-negative integer")
-    pattern = None
-    text = obj.get("stub_pcm16_base64")
-    if text is not None:
-        if not isinstance(text, str):
-            raise ValueError("stub_pcm16_base64 must be a string")
-        try:
-            pattern = base64.b64decode(text.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("stub_pcm16_base64 is not valid base64") from None
-        if len(pattern) > MAX_PATTERN_BYTES:
-            raise ValueError(f"stub_pcm16_base64 decodes to {len(pattern)} bytes "
-                             f"(at most {MAX_PATTERN_BYTES})")
-    config = MicConfig(rate, channels, frame_ms, fmt, source, device, to_stub)
-    if config.frame_bytes == 0:
-        raise ValueError(f"frame size is 0 bytes ({rate} Hz x {frame_ms} ms)")
-    if config.frame_bytes > MAX_FRAME_BYTES:
-        raise ValueError(f"frame size {config.frame_bytes} bytes exceeds {MAX_FRAME_BYTES}")
-    return MicRequest(config, max_queue, pattern)
 
 
 class SourceHandle(Protocol):
@@ -228,6 +89,8 @@ class MicFd(FdEntry):
             DEFAULT_MAX_QUEUE_BYTES, max_queue_cap)
         self.dropped_frames = 0
         self.last_error: str | None = None
+        #: Why the last SET_PARAM was refused with -EINVAL (for wrappers; not in GET_STATUS).
+        self.last_refusal: str | None = None
         self.generation = 0
         self.pattern: bytes | None = None
         self.pattern_offset = 0
@@ -266,7 +129,8 @@ class MicFd(FdEntry):
         return -Errno.EINVAL
 
     def set_param(self, payload: bytes | None) -> int:
-        """SET_PARAM: 0, -EINVAL (nothing changed), or -EIO (source failed, no fallback).
+        """SET_PARAM: 0, -EINVAL (nothing changed; the reason in ``last_refusal``), or -EIO
+        (source failed, no fallback).
 
         On success the previous producer is stopped, the queue and ``last_error`` are
         cleared, ``generation`` grows by one and the new source starts.
@@ -275,7 +139,9 @@ class MicFd(FdEntry):
             req = parse_set_param(payload)
         except ValueError as exc:
             log.debug("mic fd %d: SET_PARAM rejected: %s", self.fd, exc)
+            self.last_refusal = str(exc)
             return -Errno.EINVAL
+        self.last_refusal = None
         self._stop_source()
         self.generation += 1
         self.running = False
@@ -391,11 +257,6 @@ class MicFd(FdEntry):
         while self.queue and self.queue_bytes > self.max_queue_bytes:
             self.queue_bytes -= len(self.queue.popleft())
             self.dropped_frames += 1
-
-    def is_current(self, generation: int) -> bool:
-        """True while a producer of ``generation`` should keep going."""
-        with self.table.lock:
-            return self._current(generation)
 
     def push_frames(self, generation: int, frames: list[bytes]) -> bool:
         """Queue captured frames (drop-oldest beyond the cap); False = stale, stop."""

@@ -1,14 +1,14 @@
 """The ports of an rtasr fd: what the edges that carry its audio implement (docs/abi.md §5.4).
 
-The fd (:class:`~spear_lab.fds.rtasr.RtAsrFd`) is sans-I/O.  At CONNECT it asks its
+The fd (:class:`~spear_lab.fds.rtasr.RtasrFd`) is sans-I/O.  At CONNECT it asks its
 :data:`Connector` (given by the host) for a :class:`Transport`, which the connector has
 started; from then on the fd only records what it wants — items in the send queue, a
-segmentation, a commit deadline (:meth:`RtAsrFd.next_commit_deadline`), its close (with
+segmentation, a commit deadline (:meth:`RtasrFd.next_commit_deadline`), its close (with
 ``unsent`` audio for ``flush_on_close``) — and tells the transport with
 :meth:`Transport.wake` that there is something to look at.  The transport (an edge, in
-``spear_lab.transports``) acts: it pulls items with :meth:`RtAsrFd.take_send_item`,
-pushes events with :meth:`RtAsrFd.push_event`, reports :meth:`RtAsrFd.opened`,
-:meth:`RtAsrFd.fail`, :meth:`RtAsrFd.hang_up` and :meth:`RtAsrFd.transport_ended`, and
+``spear_lab.transports``) acts: it pulls items with :meth:`RtasrFd.take_send_item`,
+pushes events with :meth:`RtasrFd.push_event`, reports :meth:`RtasrFd.opened`,
+:meth:`RtasrFd.fail`, :meth:`RtasrFd.hang_up` and :meth:`RtasrFd.transport_ended`, and
 stops itself once it sees the fd closed.
 
 The fd calls :meth:`Transport.wake` from any thread with the table lock held: it must
@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Protocol
 
 if TYPE_CHECKING:
-    from .rtasr import RtAsrFd
+    from .rtasr import RtasrFd
 
 __all__ = ["ConnectRefused", "Connector", "Transport"]
 
@@ -53,4 +53,4 @@ class Transport(Protocol):
 
 #: Host hook that chooses and starts the transport of a connecting fd; may raise
 #: :class:`ConnectRefused` (nothing is started then).
-Connector = Callable[["RtAsrFd"], Transport]
+Connector = Callable[["RtasrFd"], Transport]

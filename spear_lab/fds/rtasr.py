@@ -16,7 +16,7 @@ events a transport receives wait in the receive queue until the guest reads them
   GET_STATUS shows); every refused call records ``last_refusal`` (errno and rule).
 - transport: chosen and started at CONNECT through the :data:`~.ports.Connector` port,
   told with :meth:`~.ports.Transport.wake` when there is something to look at (an item,
-  a segmentation, the close); it sleeps until :meth:`RtAsrFd.next_commit_deadline` or a
+  a segmentation, the close); it sleeps until :meth:`RtasrFd.next_commit_deadline` or a
   wake (no polling), and stops itself once the fd is closed.
 """
 
@@ -53,7 +53,7 @@ class SendItem(NamedTuple):
     data: bytes
 
 
-class RtAsrFd(FdEntry):
+class RtasrFd(FdEntry):
     """One realtime-ASR session fd."""
 
     kind = FdKind.RTASR
@@ -85,7 +85,7 @@ class RtAsrFd(FdEntry):
         self.peer_closed = False
         self.segmentation = Segmentation()
         now = clock()
-        self.commit_clock = CommitClock(now, now, now)
+        self.commit_clock = CommitClock(now, now)
         self.transport: Transport | None = None
         #: Audio left in the send queue at close, for a flush_on_close transport.
         self.unsent: list[SendItem] = []
@@ -234,7 +234,7 @@ class RtAsrFd(FdEntry):
                 return self._refuse(-Errno.EINVAL, machine.BAD_SEGMENTATION)
             self.segmentation = seg
             now = self.clock()
-            self.commit_clock = CommitClock(now, now, now)
+            self.commit_clock = CommitClock(now, now)
             self._wake_transport()
             return 0
         return dumpb(self.segmentation.to_json())  # GET_AUTOFLUSH

@@ -4,16 +4,16 @@
 state changes nothing.  Internally every state of :class:`RtasrState` is entered:
 
 - ``Connecting``: CONNECT chose a transport that has not started moving data yet;
-  :meth:`RtAsrFd.opened` (the transport's report) enters ``Connected``;
+  :meth:`RtasrFd.opened` (the transport's report) enters ``Connected``;
 - ``Draining``: the fd closed while its transport still sends (flush, close frame);
-  :meth:`RtAsrFd.transport_ended` enters ``Closed``.
+  :meth:`RtasrFd.transport_ended` enters ``Closed``.
 
 The ABI shows neither (docs/abi.md §5.1): :func:`shown` maps ``Connecting`` to
 ``Connected`` (CONNECT reads ``Connected`` at once) and ``Draining`` to ``Closed`` (a
 closed fd answers nothing but -EBADF, so that state is never seen).
 
 A guest call the fd refuses records a :class:`Refusal`: the errno and the rule it broke,
-in words (``RtAsrFd.last_refusal``), so that a wrapper can explain an errno without
+in words (``RtasrFd.last_refusal``), so that a wrapper can explain an errno without
 asking GET_STATUS.
 """
 

@@ -188,7 +188,6 @@ class CommitClock:
     """Host-side commit bookkeeping of one fd (docs/abi.md §6.5); times in seconds (monotonic)."""
 
     last_flush_at: float
-    last_audio_at: float
     last_voice_at: float
     pending_flush: bool = False
     buffered_bytes: int = 0
@@ -204,7 +203,6 @@ class CommitClock:
     def audio(self, nbytes: int, now: float, silent: bool) -> None:
         """Record an accepted write of ``nbytes`` (``silent`` from :func:`is_silent`)."""
         self.buffered_bytes += nbytes
-        self.last_audio_at = now
         if silent:
             self.silent_run_bytes += nbytes
         else:

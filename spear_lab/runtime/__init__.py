@@ -1,13 +1,16 @@
-"""The wasmtime edge: Host (hostcalls as methods), guest memory, linker, guest runner."""
+"""The wasmtime edge: guest loading, guest memory, linker, guest runner (the Host is in :mod:`spear_lab.host`)."""
 
 from .guest import (
-    Guest, GuestResult, GuestRun, Instance, builtin_guests, instantiate, load_guest, run_guest, start_guest,
+    GuestResult,
+    GuestRun,
+    Instance,
+    instantiate,
+    run_guest,
+    start_guest,
 )
-from .host import Host, HostConfig, HostContext
-from .ioloop import IoLoop
 from .linker import SIGNATURES, GuestStopped
+from .loading import Guest, builtin_guests, load_guest
 
 __all__ = [
-    "Guest", "GuestResult", "GuestRun", "GuestStopped", "Instance", "instantiate", "Host", "HostConfig", "HostContext",
-    "IoLoop", "SIGNATURES", "builtin_guests", "load_guest", "run_guest", "start_guest",
+    "Guest", "GuestResult", "GuestRun", "GuestStopped", "Instance", "instantiate", "SIGNATURES", "builtin_guests", "load_guest", "run_guest", "start_guest",
 ]

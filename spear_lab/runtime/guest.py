@@ -1,11 +1,13 @@
-"""Loading guests and running them in worker threads, each with its own Store.
+"""Running guests: in this thread (:class:`Instance`) or in a worker thread with its own
+Store (:class:`GuestRun`).
 
-A guest comes from a path, wasm bytes, WAT text or the name of a built-in guest (a
-prebuilt ``NAME.wasm`` shipped in the package, :mod:`spear_lab.guests`).
-:meth:`GuestRun.start` runs ``_start`` (or ``main``, or a named export) in a thread;
-stdout and stderr go to files readable while it runs; ``proc_exit`` ends it normally with
-its status.  :meth:`GuestRun.stop` traps the next hostcall, wakes blocked waits and
-interrupts pure computation by epoch, within 100 ms.
+A guest comes from :func:`~spear_lab.runtime.loading.load_guest` (a path, wasm bytes, WAT
+text or a built-in name; re-exported here).  :meth:`GuestRun.start` runs ``_start`` (or
+``main``, or a named export) in a thread; stdout and stderr go to files readable while it
+runs; ``proc_exit`` ends it normally with its status.  :meth:`GuestRun.stop` traps the
+next hostcall, wakes blocked waits and interrupts pure computation by epoch, within 100 ms;
+the result's trap says ``stopped`` only when the stop ended the run, not when the guest
+trapped by itself meanwhile.
 Every fd the guest opened is closed when it ends, however it ends.
 """
 
@@ -22,37 +24,17 @@ from typing import Any, Callable, Mapping, Sequence
 
 import wasmtime
 
-from .host import Host
+from ..host import Host
 from .linker import GuestStopped, define_spear
+from .loading import Guest, builtin_guests, guest_dirs, load_guest
 from .memory import GuestMemory
 
+__all__ = [
+    "Guest", "GuestResult", "GuestRun", "Instance", "RunOptions", "builtin_guests", "guest_dirs",
+    "instantiate", "load_guest", "new_engine", "run_guest", "start_guest",
+]
+
 log = logging.getLogger(__name__)
-
-
-def guest_dirs() -> list[Path]:
-    """Where built-in guests are looked up: ``$SPEAR_LAB_GUESTS``, then the prebuilt guests
-    installed with the package (:func:`spear_lab.guests.build_dir`)."""
-    from .. import guests
-
-    dirs = []
-    env = os.environ.get("SPEAR_LAB_GUESTS")
-    if env:
-        dirs.append(Path(env))
-    try:
-        dirs.append(guests.build_dir())
-    except (FileNotFoundError, RuntimeError) as exc:
-        log.warning("no prebuilt guests: %s", exc)
-    return dirs
-
-
-def builtin_guests() -> dict[str, Path]:
-    """Name -> path of every built-in guest found."""
-    found: dict[str, Path] = {}
-    for d in reversed(guest_dirs()):
-        if d.is_dir():
-            for p in sorted(d.glob("*.wasm")):
-                found[p.stem] = p
-    return found
 
 
 def new_engine() -> wasmtime.Engine:
@@ -62,64 +44,6 @@ def new_engine() -> wasmtime.Engine:
     config.epoch_interruption = True
     config.memory_may_move = False
     return wasmtime.Engine(config)
-
-
-@dataclass(frozen=True)
-class Guest:
-    """A guest module's bytes (wasm binary) and a display name."""
-
-    name: str
-    wasm: bytes
-
-    def __repr__(self) -> str:
-        return f"<Guest {self.name} {len(self.wasm)} bytes>"
-
-
-def load_guest(source: "Guest | str | os.PathLike[str] | bytes", name: str | None = None) -> Guest:
-    """A :class:`Guest` from a path, wasm/WAT bytes, WAT text or a built-in name.
-
-    Raises FileNotFoundError naming the built-ins when nothing matches, ValueError when
-    WAT text does not parse.
-    """
-    if isinstance(source, Guest):
-        return source
-    if isinstance(source, bytes):
-        if source[:4] == b"\0asm":
-            return Guest(name or "guest", source)
-        return Guest(name or "wat", _wat(source.decode()))
-    text = os.fspath(source)
-    if text.lstrip().startswith("("):
-        return Guest(name or "wat", _wat(text))
-    path = Path(text)
-    if path.is_file():
-        data = path.read_bytes()
-        if data[:4] == b"\0asm":
-            return Guest(name or path.stem, data)
-        try:
-            text = data.decode()
-        except UnicodeDecodeError:
-            raise ValueError(f"{path}: neither a wasm module (no \\0asm magic) nor WAT text") from None
-        wasm = _wat(text)
-        return Guest(name or path.stem, wasm)
-    builtins = builtin_guests()
-    if text in builtins:
-        return Guest(name or text, builtins[text].read_bytes())
-    raise FileNotFoundError(
-        f"no guest {text!r}: not a file and not a built-in guest "
-        f"(built-ins: {', '.join(sorted(builtins)) or _no_builtins()})"
-    )
-
-
-def _no_builtins() -> str:
-    where = ", ".join(str(d) for d in guest_dirs()) or "no guest directory"
-    return f"none found in {where}; in a checkout run make -C guests"
-
-
-def _wat(text: str) -> bytes:
-    try:
-        return wasmtime.wat2wasm(text)
-    except Exception as exc:  # wasmtime raises its own error type
-        raise ValueError(f"invalid WAT: {exc}") from None
 
 
 @dataclass
@@ -214,7 +138,9 @@ class Instance:
         linker = wasmtime.Linker(engine)
         linker.define_wasi()
         self.mem = GuestMemory()
-        define_spear(linker, host, self.mem)
+        #: the ``spear`` imports; ``glue.stop_raised`` tells whether a hostcall trapped the
+        #: guest for a stop request
+        self.glue = define_spear(linker, host, self.mem)
         if extra_imports is not None:
             extra_imports(linker)
         self.instance = linker.instantiate(self.store, module)
@@ -386,21 +312,14 @@ class GuestRun:
             inst = Instance(self.guest, self.host, self.options, self._dir.name, self._engine)
             entry = self.options.entry or ("_start" if "_start" in inst.exports else "main")
             if self._stop.is_set():  # stopped before it began
-                raise GuestStopped("stop requested")
-            value = inst.call(entry, *self.options.call_args)
-            exit_code = 0
-        except wasmtime.ExitTrap as exc:
-            exit_code = exc.code
-        except GuestStopped:
-            trap = "stopped"
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            trap = "stopped" if self._stop.is_set() else _trap_message(exc)
-        except Exception as exc:  # a link error or a host bug: report, never crash
-            if self._stop.is_set() and "stop requested" in str(exc):
                 trap = "stopped"
             else:
-                trap = f"{type(exc).__name__}: {exc}"
-                log.debug("guest %s failed", self.guest.name, exc_info=True)
+                value = inst.call(entry, *self.options.call_args)
+                exit_code = 0
+        except wasmtime.ExitTrap as exc:
+            exit_code = exc.code
+        except Exception as exc:  # a trap, a link error or a host bug: report, never crash
+            trap = self._trap_of(exc, inst)
         finally:
             closed = inst.close() if inst is not None else self.host.close()
             del inst
@@ -416,6 +335,25 @@ class GuestRun:
                     fn(self.result)
                 except Exception:  # pragma: no cover
                     log.exception("guest done callback failed")
+
+    def _trap_of(self, exc: Exception, inst: "Instance | None") -> str:
+        """``"stopped"`` when :meth:`stop` caused ``exc``, else what went wrong, in one line.
+
+        The stop's two causes, by type: a hostcall raised :class:`GuestStopped` (re-raised
+        by wasmtime, and recorded on the glue in case wasmtime hands back only a bare trap),
+        or the epoch bump interrupted computation (a trap with code ``INTERRUPT``).  Any
+        other trap (``unreachable``, out of bounds…) is the guest's own, stop or not.
+        """
+        if isinstance(exc, GuestStopped) or (inst is not None and inst.glue.stop_raised):
+            return "stopped"
+        if isinstance(exc, wasmtime.Trap):
+            if self._stop.is_set() and exc.trap_code is wasmtime.TrapCode.INTERRUPT:
+                return "stopped"
+            return _trap_message(exc)
+        if isinstance(exc, wasmtime.WasmtimeError):
+            return _trap_message(exc)
+        log.debug("guest %s failed", self.guest.name, exc_info=exc)
+        return f"{type(exc).__name__}: {exc}"
 
     def cleanup(self) -> None:
         """Remove the stdout/stderr files (after the run ended)."""

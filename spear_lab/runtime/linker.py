@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import logging
 import struct
-import time
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import wasmtime
 
 from ..abi.constants import EPOLL_RECORD_SIZE, Errno, FdCtl
 from ..abi.epoll import epoll_wait
 from ..abi.fdctl import fd_ctl_known
+from ..host import Host
+from ..host.recording import recorder
 from . import fastcall
-from .host import Host
 from .memory import GuestMemory
 
 I32, I64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
@@ -29,7 +29,11 @@ log = logging.getLogger(__name__)
 
 
 class GuestStopped(Exception):
-    """Raised inside a hostcall to trap a guest whose stop was requested."""
+    """Raised inside a hostcall to trap a guest whose stop was requested.
+
+    wasmtime-py turns it into a trap and re-raises it, as is, out of the wasm call
+    (:mod:`.fastcall` keeps that contract); :attr:`Glue.stop_raised` records it too.
+    """
 
 
 #: name -> (parameter types, result types) for every import of docs/abi.md §1.1.
@@ -134,6 +138,13 @@ class Glue:
         self.host = host
         self.table = host.table
         self.mem = mem
+        #: True once a hostcall raised :class:`GuestStopped`: the run ended by its stop.
+        self.stop_raised = False
+
+    def stop_guest(self) -> NoReturn:
+        """Trap the guest for its stop request: record it, raise :class:`GuestStopped`."""
+        self.stop_raised = True
+        raise GuestStopped("stop requested")
 
     # Each method below is one import; names match docs/abi.md §1.1.
 
@@ -156,7 +167,7 @@ class Glue:
         if isinstance(ready, int):
             return ready
         if self.table.stopping:
-            raise GuestStopped("stop requested")
+            self.stop_guest()
         n = len(ready)
         if n == 1:
             data = _RECORD.pack(*ready[0])
@@ -267,7 +278,7 @@ class Glue:
     def sleep_ms(self, ms: int) -> None:
         self.host.sleep_ms(ms)
         if self.host.table.stopping:
-            raise GuestStopped("stop requested")
+            self.stop_guest()
 
     def legacy(self, *args: int) -> int:
         return ENOSYS
@@ -277,26 +288,26 @@ class Glue:
 _CANCELLABLE = frozenset(n for n in SIGNATURES if n not in ("time_now_ms", "wall_time_s", "random_i64"))
 
 
-def _wrap(name: str, fn: Callable[..., Any], host: Host) -> Callable[..., Any]:
-    """Add the stop check and, while a trace records, the hostcall record."""
+def _wrap(name: str, fn: Callable[..., Any], glue: Glue) -> Callable[..., Any]:
+    """``fn`` with the stop check and the -EIO guard, recorded while a trace records
+    (:func:`spear_lab.host.recording.recorder`, the same recorder as for Python callers;
+    without a recording trace ``fn`` is called directly, one frame less)."""
+    host = glue.host
     table = host.table
     context = host.context
+    stop_guest = glue.stop_guest
     cancellable = name in _CANCELLABLE
-    perf = time.perf_counter
-
+    recorded = recorder(host, name, fn)
     failed = None if name == "sleep_ms" else 0 if name in ("time_now_ms", "wall_time_s", "random_i64") else EIO
 
     def call(*args: int) -> Any:
         if cancellable and table.stopping:
-            raise GuestStopped("stop requested")
+            stop_guest()
         try:
             trace = context.trace
             if trace is None or not trace.recording:
                 return fn(*args)
-            t0 = perf()
-            rc = fn(*args)
-            trace.hostcall(host.name, name, args, rc, t0, perf())
-            return rc
+            return recorded(*args)
         except GuestStopped:
             raise
         except Exception:
@@ -309,9 +320,10 @@ def _wrap(name: str, fn: Callable[..., Any], host: Host) -> Callable[..., Any]:
 
 
 def define_spear(linker: wasmtime.Linker, host: Host, mem: GuestMemory) -> Glue:
-    """Define every ``spear`` import on ``linker`` bound to ``host`` and ``mem``."""
+    """Define every ``spear`` import on ``linker`` bound to ``host`` and ``mem``; returns
+    the :class:`Glue` (its :attr:`~Glue.stop_raised` tells whether a stop trapped the guest)."""
     glue = Glue(host, mem)
     for name, (params, results) in SIGNATURES.items():
         fn = glue.legacy if name in LEGACY else getattr(glue, name)
-        fastcall.define(linker, "spear", name, params, results, _wrap(name, fn, host))
+        fastcall.define(linker, "spear", name, params, results, _wrap(name, fn, glue))
     return glue

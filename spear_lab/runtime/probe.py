@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from ..abi import errno_name, mask_names
-from .guest import Instance, load_guest, new_engine
-from .host import Host
+from ..host import Host
+from .guest import Instance, new_engine
+from .loading import load_guest
 
 #: address of the length cell the probe uses for every call
 CELL = 8
@@ -99,9 +100,10 @@ class Probe:
     #: the probe's default cell and buffer addresses, and its memory size in bytes
     CELL, BUF, MEMORY_BYTES = CELL, BUF, 65536
 
-    def __init__(self, host: Host | None = None, memory: bool = True) -> None:
+    def __init__(self, host: Host | None = None, memory: bool = True, *,
+                 owns_host: bool | None = None) -> None:
         self.host = host if host is not None else Host()
-        self._own_host = host is None
+        self._own_host = host is None if owns_host is None else owns_host
         self.has_memory = memory
         self._inst = Instance(load_guest("link_all" if memory else "nomem"), self.host)
 

@@ -46,10 +46,6 @@ class AudioFormat:
     rate: int
     sample_bytes: int
 
-    def bytes_to_ms(self, n_bytes: int) -> float:
-        """Duration in milliseconds of ``n_bytes`` of this format."""
-        return n_bytes / self.sample_bytes * 1000.0 / self.rate
-
 
 FORMATS = {
     "pcm16": AudioFormat("pcm16", 24000, 2),

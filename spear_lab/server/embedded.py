@@ -33,7 +33,7 @@ class EmbeddedServer:
     ``dialect="beta"``, ``deterministic=True``, ``lenient=True`` for the legacy-client
     profile, ``max_sessions=…``) configure it. ``io``: an object whose
     ``loop`` attribute is an event loop running in another thread (such as the host's
-    ``spear_lab.runtime.ioloop.IoLoop``); ``start()`` then runs the server on that
+    ``spear_lab.host.ioloop.IoLoop``); ``start()`` then runs the server on that
     loop instead of a thread of its own. ``wait_ready`` makes
     ``start`` wait until the recogniser model is loaded (raising its error if it
     cannot load). Raises ``RuntimeError`` if started twice.

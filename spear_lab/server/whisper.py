@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from .engines import (LOGPROB_FLOOR, Engine, EngineStream, EngineUnavailable, Recognition,
-                      RecognitionError, Word)
+from .engine_base import (LOGPROB_FLOOR, Engine, EngineStream, EngineUnavailable, Recognition,
+                          RecognitionError, Word)
 from .whisper_models import WhisperModelInfo, resolve_model
 
 __all__ = ["WhisperEngine", "PAD_S"]
@@ -180,7 +180,7 @@ class WhisperEngine(Engine):
     def _partial_engine(self) -> Engine:
         with self._lock:
             if self._sphinx is None:
-                from .engines import PocketSphinxEngine
+                from .sphinx import PocketSphinxEngine
                 self._sphinx = PocketSphinxEngine(max_idle=2, prewarm=1, fwdflat=False)
             return self._sphinx
 

@@ -13,7 +13,7 @@ Nothing is downloaded at run time. A model is one of:
   repository id such as ``Systran/faster-whisper-small``) already present in the
   user's own Hugging Face cache, looked up with ``local_files_only``.
 
-Errors: :class:`~spear_lab.server.engines.EngineUnavailable` when a model cannot be
+Errors: :class:`~spear_lab.server.engine_base.EngineUnavailable` when a model cannot be
 found; :class:`ModelIntegrityError` (a subclass) when a pinned file's hash differs.
 """
 
@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engines import EngineUnavailable
+from .engine_base import EngineUnavailable
 
 __all__ = ["BUNDLED_NAME", "BUNDLED_SHA256", "ModelIntegrityError", "WhisperModelInfo",
            "bundled_model_dir", "resolve_model", "verify_files"]

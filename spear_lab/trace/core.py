@@ -311,9 +311,3 @@ class Trace(TraceReading):
                       len(self._events), len(self._folder.items))
         return ("<Trace {} hostcalls={} readiness={} queues={} events={} items={}>"
                 .format(state, *counts))
-
-    def _repr_html_(self) -> str:
-        from ..views.html import trace_html
-
-        return trace_html(self)
-

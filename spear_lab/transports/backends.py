@@ -4,7 +4,7 @@ A :class:`Backend` is host policy, never visible to a guest: where to connect, w
 dialect to speak, the *name* of the environment variable holding its credential, which
 models guests may ask for.  A :class:`BackendRegistry` holds the backends a host offers
 and the default one.  :func:`route` (called by CONNECT through
-:func:`spear_lab.transports.factory.open_transport`) turns a guest's params into a
+:class:`spear_lab.transports.factory.TransportOpener`) turns a guest's params into a
 transport:
 
 - ``backend``: a backend name (default: the registry's default, ``local``), first mapped
@@ -27,8 +27,6 @@ credential ``OPENAI_API_KEY``, GA dialect).
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 import os
 import re
@@ -40,12 +38,14 @@ from urllib.parse import urlsplit
 
 from . import protocol
 from .base import ConnectRefused, Transport
-from .protocol import GA, SessionConfig
+from .embedded import EmbeddedServerSlot
+from .protocol import GA, SessionRequest
 from .realtime_ws import DEFAULT_CONNECT_TIMEOUT_S, RealtimeWsTransport, Secret, is_loopback_url
+from .stub import StubTransport
 
 if TYPE_CHECKING:
-    from ..fds.rtasr import RtAsrFd
-    from ..runtime.host import HostContext
+    from ..fds.rtasr import RtasrFd
+    from ..host import HostContext
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,6 @@ DEFAULT_MODEL = "gpt-4o-mini-transcribe"
 EMBEDDED = "embedded"
 #: ``Backend.url`` value meaning "the stub transport".
 STUB = "stub"
-#: Where the embedded server lives (imported on first use only).
-EMBEDDED_MODULE = "spear_lab.server.embedded"
-#: ``HostContext.service`` name of the embedded server.
-EMBEDDED_SERVICE = "embedded_server"
 OPENAI_URL = "wss://api.openai.com/v1/realtime?intent=transcription"
 #: GET_STATUS ``backend`` of a connection to a guest-supplied ``ws_url``.
 GUEST_URL_BACKEND = "ws_url"
@@ -70,9 +66,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 def refuse(message: str, final: bool = False) -> ConnectRefused:
     """A :class:`ConnectRefused`; ``final`` ones are never replaced by the stub."""
-    exc = ConnectRefused(message)
-    exc.final = final  # type: ignore[attr-defined]
-    return exc
+    return ConnectRefused(message, final)
 
 
 @dataclass(frozen=True, repr=False)
@@ -304,8 +298,9 @@ def registry_for(backends: Any) -> BackendRegistry:
 # -- routing -------------------------------------------------------------------------------
 
 
-def route(fd: "RtAsrFd", ctx: "HostContext") -> Transport:
-    """The transport for a ``transport = "websocket"`` CONNECT of ``fd``.
+def route(fd: "RtasrFd", ctx: "HostContext", embedded: EmbeddedServerSlot) -> Transport:
+    """The transport for a ``transport = "websocket"`` CONNECT of ``fd``; ``embedded``
+    is the context's embedded server (started on first use by a ``local`` connection).
 
     Called with the table lock held: reads params and the environment, never blocks.
     Raises :class:`ConnectRefused` (see the module docstring for which are final).
@@ -334,19 +329,17 @@ def route(fd: "RtAsrFd", ctx: "HostContext") -> Transport:
     if backend is None:
         raise refuse("no realtime backend configured")
     if backend.kind == "stub":
-        from .factory import open_stub
-
-        return open_stub(fd, ctx, backend=backend.name)
+        return StubTransport(fd, ctx.io, backend=backend.name)
 
     credential = backend.credential()  # a final refusal when missing: checked first
     model = _model(fd, backend)
     dialect = _dialect(fd, backend.dialect)
     if backend.kind == "embedded":
-        url: str | Callable[[], str] = _embedded_url(ctx)
+        url: str | Callable[[], str] = embedded.url_resolver()
     else:
         url = backend.session_url()
     return RealtimeWsTransport(
-        fd, ctx.io, url=url, config=SessionConfig.from_params(fd.params, model),
+        fd, ctx.io, url=url, config=SessionRequest.from_params(fd.params, model),
         backend=backend.name, dialect=dialect, credential=credential,
         connect_timeout_s=_timeout(fd, backend.connect_timeout_s),
         vad_probabilities=backend.kind == "embedded",  # the server's extension: Trace only
@@ -373,7 +366,7 @@ def guest_url_allowed(url: str, policy: Any) -> bool:
     return False
 
 
-def _guest_url(fd: "RtAsrFd", ctx: "HostContext", url: Any, base: Backend | None) -> Transport:
+def _guest_url(fd: "RtasrFd", ctx: "HostContext", url: Any, base: Backend | None) -> Transport:
     """A connection to the guest's own URL: verbatim, no host credential ever."""
     policy = ctx.config.allow_guest_ws_url
     if not isinstance(url, str) or not guest_url_allowed(url, policy):
@@ -383,13 +376,13 @@ def _guest_url(fd: "RtAsrFd", ctx: "HostContext", url: Any, base: Backend | None
     else:
         model, dialect, timeout = _model(fd, None), _dialect(fd, GA), DEFAULT_CONNECT_TIMEOUT_S
     return RealtimeWsTransport(
-        fd, ctx.io, url=url, config=SessionConfig.from_params(fd.params, model),
+        fd, ctx.io, url=url, config=SessionRequest.from_params(fd.params, model),
         backend=GUEST_URL_BACKEND, dialect=dialect, credential=None,
         connect_timeout_s=_timeout(fd, timeout),
     )
 
 
-def _model(fd: "RtAsrFd", backend: Backend | None) -> str:
+def _model(fd: "RtasrFd", backend: Backend | None) -> str:
     model = fd.param("model")
     if model is None:
         return backend.default_model if backend is not None else DEFAULT_MODEL
@@ -400,7 +393,7 @@ def _model(fd: "RtAsrFd", backend: Backend | None) -> str:
     return model
 
 
-def _dialect(fd: "RtAsrFd", default: str) -> str:
+def _dialect(fd: "RtasrFd", default: str) -> str:
     dialect = fd.param("dialect")
     if dialect is None:
         return default
@@ -409,59 +402,9 @@ def _dialect(fd: "RtAsrFd", default: str) -> str:
     return dialect
 
 
-def _timeout(fd: "RtAsrFd", limit_s: float) -> float:
+def _timeout(fd: "RtasrFd", limit_s: float) -> float:
     """The backend's connect timeout, shortened by a positive ``connect_timeout_ms``."""
     ms = fd.param("connect_timeout_ms")
     if isinstance(ms, (int, float)) and not isinstance(ms, bool) and ms > 0:
         return min(limit_s, ms / 1000.0)
     return limit_s
-
-
-# -- the embedded server -------------------------------------------------------------------
-
-
-def _embedded_url(ctx: "HostContext") -> Callable[[], str]:
-    """A resolver for the embedded server's session URL (run at connect time in a
-    worker thread: starting the server may take a while).
-
-    ConnectRefused at once when :data:`EMBEDDED_MODULE` cannot be imported.
-    """
-    try:
-        module = importlib.import_module(EMBEDDED_MODULE)
-        server_cls = module.EmbeddedServer
-    except (ImportError, AttributeError):
-        raise refuse(f"backend 'local' unavailable: the embedded server ({EMBEDDED_MODULE}) "
-                     "cannot be imported") from None
-
-    def resolve() -> str:
-        try:
-            server = ctx.service(EMBEDDED_SERVICE, lambda: _start_embedded(server_cls, ctx))
-            return protocol.realtime_url(server.url)
-        except Exception as exc:
-            detail = str(exc).splitlines()[0][:200] if str(exc) else ""
-            raise RuntimeError(f"embedded server failed to start: {type(exc).__name__}"
-                               + (f": {detail}" if detail else "")) from None
-
-    return resolve
-
-
-def _start_embedded(server_cls: type, ctx: "HostContext") -> Any:
-    """Construct the embedded server (passing the I/O loop / context when its
-    constructor takes them) and start it unless it already has a URL."""
-    try:
-        params = inspect.signature(server_cls).parameters
-    except (TypeError, ValueError):
-        params = {}
-    kwargs = dict(getattr(ctx.config, "local_server", None) or {})
-    for key, value in (("io", ctx.io), ("context", ctx), ("ctx", ctx)):
-        if key in params:
-            kwargs[key] = value
-    server = server_cls(**kwargs)
-    try:
-        url = server.url
-    except Exception:
-        url = None
-    if not url:
-        server.start()
-    log.info("embedded realtime server at %s", protocol.redact_url(server.url))
-    return server

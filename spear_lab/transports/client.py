@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from ..fds.segmentation import turn_detection
 from . import protocol
-from .protocol import GA, SessionConfig
+from .protocol import GA, SessionRequest
 from .teardown import close_outcome
 
 if TYPE_CHECKING:
     from websockets.exceptions import ConnectionClosed
 
-    from ..fds.rtasr import RtAsrFd
+    from ..fds.rtasr import RtasrFd
 
 __all__ = ["Outcome", "RealtimeClient", "Received", "commit_delay", "commit_if_due"]
 
@@ -55,14 +55,14 @@ class Outcome(NamedTuple):
     message: str
 
 
-def commit_if_due(fd: "RtAsrFd") -> bool:
+def commit_if_due(fd: "RtasrFd") -> bool:
     """Run the client-commit check when its deadline has come (docs/abi.md §6.5);
     True when a commit was queued."""
     deadline = fd.next_commit_deadline()
     return deadline is not None and deadline <= fd.clock() and fd.autoflush_tick()
 
 
-def commit_delay(fd: "RtAsrFd", idle_s: float, floor_s: float = 0.001) -> float:
+def commit_delay(fd: "RtasrFd", idle_s: float, floor_s: float = 0.001) -> float:
     """Seconds a driver may sleep before the next client-commit check: until the fd's
     deadline, at most ``idle_s``, at least ``floor_s`` once the deadline has passed."""
     deadline = fd.next_commit_deadline()
@@ -80,7 +80,7 @@ class RealtimeClient:
     removes a credential from a message.
     """
 
-    def __init__(self, fd: "RtAsrFd", config: SessionConfig, dialect: str = GA, *,
+    def __init__(self, fd: "RtasrFd", config: SessionRequest, dialect: str = GA, *,
                  max_event_bytes: int = protocol.MAX_EVENT_BYTES, vad_probabilities: bool = False,
                  scrub: Callable[[str], str] | None = None) -> None:
         self.dialect = protocol.check_dialect(dialect)

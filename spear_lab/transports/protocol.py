@@ -59,7 +59,7 @@ def check_dialect(dialect: str) -> str:
 
 
 @dataclass(frozen=True)
-class SessionConfig:
+class SessionRequest:
     """What the first configuration event says (apart from turn detection).
 
     ``noise_reduction`` is an object such as ``{"type": "near_field"}`` or None;
@@ -74,7 +74,7 @@ class SessionConfig:
     include: tuple[str, ...] | None = None
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any], model: str) -> "SessionConfig":
+    def from_params(cls, params: Mapping[str, Any], model: str) -> "SessionRequest":
         """Read the rtasr params that feed the session (``language``, ``prompt``,
         ``noise_reduction``, ``include``); values of the wrong type are ignored."""
         language = params.get("language")
@@ -109,7 +109,7 @@ class SessionConfig:
         return out
 
 
-def session_update(dialect: str, config: SessionConfig, turn_detection: dict[str, Any] | None) -> bytes:
+def session_update(dialect: str, config: SessionRequest, turn_detection: dict[str, Any] | None) -> bytes:
     """The first client event: the whole transcription session configuration."""
     if check_dialect(dialect) == GA:
         session: dict[str, Any] = {
@@ -135,7 +135,7 @@ def session_update(dialect: str, config: SessionConfig, turn_detection: dict[str
     return dumpb({"type": kind, "session": session})
 
 
-def with_include(config: SessionConfig, value: str) -> SessionConfig:
+def with_include(config: SessionRequest, value: str) -> SessionRequest:
     """``config`` whose ``include`` also lists ``value`` (unchanged if it does)."""
     include = config.include or ()
     return config if value in include else replace(config, include=(*include, value))

@@ -12,15 +12,15 @@ applies the outcomes:
 3. sender: send what the client pulls from the fd (audio → ``input_audio_buffer.append``,
    control texts verbatim, a turn-detection-only update when the fd's segmentation
    changes, docs/abi.md §6.6); when idle, sleep until the fd's client-commit deadline
-   (:meth:`RtAsrFd.next_commit_deadline`, a fix, docs/abi.md §12) or a wake;
+   (:meth:`RtasrFd.next_commit_deadline`, a fix, docs/abi.md §12) or a wake;
 4. receiver: every frame goes to the fd unchanged — except, with
    ``vad_probabilities`` (the embedded ``local`` backend), the server's
    ``spear.vad.probabilities`` events: they go to the fd table's listeners as a
    ``"vad"`` note (the Trace, the explorer's tap) and never to the guest (unless its
    own ``include`` asked for them), so the guest sees exactly the OpenAI stream.
 
-Outcomes: a close frame from the peer → :meth:`RtAsrFd.hang_up` (sticky HUP, a fix, docs/abi.md §12);
-any other failure → :meth:`RtAsrFd.fail` with a secret-free message; closing the fd →
+Outcomes: a close frame from the peer → :meth:`RtasrFd.hang_up` (sticky HUP, a fix, docs/abi.md §12);
+any other failure → :meth:`RtasrFd.fail` with a secret-free message; closing the fd →
 commit (when ``flush`` and audio went out since the last commit), close frame, and every
 task ends (a fix, docs/abi.md §12).  There are no reconnects.
 
@@ -42,15 +42,15 @@ from ..abi.constants import RtasrState
 from ..abi.notes import VadProbabilities
 from . import protocol
 from .client import RealtimeClient, commit_delay
-from .protocol import GA, SessionConfig, is_loopback_url
+from .protocol import GA, SessionRequest, is_loopback_url
 from .secret import Secret
 from .teardown import abort, describe
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT_S", "RealtimeWsTransport", "Secret", "is_loopback_url"]
 
 if TYPE_CHECKING:
-    from ..fds.rtasr import RtAsrFd
-    from ..runtime.ioloop import IoLoop
+    from ..fds.rtasr import RtasrFd
+    from ..host.ioloop import IoLoop
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,8 @@ class RealtimeWsTransport:
 
     name = "websocket"
 
-    def __init__(self, fd: "RtAsrFd", io: "IoLoop", *, url: str | Callable[[], str],
-                 config: SessionConfig, backend: str | None = None, dialect: str = GA,
+    def __init__(self, fd: "RtasrFd", io: "IoLoop", *, url: str | Callable[[], str],
+                 config: SessionRequest, backend: str | None = None, dialect: str = GA,
                  credential: Secret | None = None,
                  connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
                  max_event_bytes: int = protocol.MAX_EVENT_BYTES,

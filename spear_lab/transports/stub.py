@@ -25,10 +25,10 @@ Two modes, chosen by the rtasr param ``stub_mode`` (read once, at CONNECT):
 
 In both modes every tick also runs the client-commit check once the fd's deadline has come
 (:func:`~spear_lab.transports.client.commit_if_due`, the WebSocket client's, a fix,
-docs/abi.md §12), a drained control text clears ``pending_flush`` (:meth:`RtAsrFd.control_sent`,
+docs/abi.md §12), a drained control text clears ``pending_flush`` (:meth:`RtasrFd.control_sent`,
 a fix, docs/abi.md §12), the stub never enters ``Error`` and never sets HUP, and the task ends when the
-fd is closed (or at once on :meth:`StubTransport.stop`); it reports :meth:`RtAsrFd.opened`
-when it starts and :meth:`RtAsrFd.transport_ended` when it ends.
+fd is closed (or at once on :meth:`StubTransport.stop`); it reports :meth:`RtasrFd.opened`
+when it starts and :meth:`RtasrFd.transport_ended` when it ends.
 """
 
 from __future__ import annotations
@@ -40,14 +40,21 @@ from typing import TYPE_CHECKING, Any
 
 from ..abi.jsonfmt import dumpb
 from .client import commit_if_due
+
 # The realistic mode's recogniser and its audio format (re-exported from here too).
 from .energy import (  # noqa: F401
-    FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, MIN_COMMIT_MS, RMS_PER_THRESHOLD, SAMPLE_RATE, EnergyAsr,
+    FRAME_BYTES,
+    FRAME_MS,
+    FRAME_SAMPLES,
+    MIN_COMMIT_MS,
+    RMS_PER_THRESHOLD,
+    SAMPLE_RATE,
+    EnergyAsr,
 )
 
 if TYPE_CHECKING:
-    from ..fds.rtasr import RtAsrFd
-    from ..runtime.ioloop import IoLoop
+    from ..fds.rtasr import RtasrFd
+    from ..host.ioloop import IoLoop
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +72,7 @@ MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 
 REFERENCE, REALISTIC = "reference", "realistic"
 
-def _int_param(fd: "RtAsrFd", key: str, default: int) -> int:
+def _int_param(fd: "RtasrFd", key: str, default: int) -> int:
     """A non-negative integer param, or ``default`` when unset or of another type."""
     value = fd.param(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -95,7 +102,7 @@ class StubTransport:
 
     name = "stub"
 
-    def __init__(self, fd: "RtAsrFd", io: "IoLoop", backend: str | None = None) -> None:
+    def __init__(self, fd: "RtasrFd", io: "IoLoop", backend: str | None = None) -> None:
         self.fd = fd
         self.io = io
         self.backend = backend

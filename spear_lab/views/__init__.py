@@ -20,7 +20,7 @@ and only when the Trace changed.  Views read the Trace and nothing else.
 from .dashboard import Dashboard
 from .figure import Figure
 from .hostcalls import HostcallLog, filter_hostcalls, hostcall_html
-from .html import FdTable, Status, fd_table_html, status_html
+from .html import FdTableView, Status, fd_table_html, status_html
 from .queues import QueueView, queue_figure, queue_levels
 from .segments import segment_spans, segments_figure
 from .static import LiveWidget
@@ -30,7 +30,7 @@ from .transcript import TranscriptView, transcript_html
 from .vad import VadView, vad_compare_figure, vad_data, vad_figure
 
 __all__ = [
-    "Dashboard", "FdTable", "HostcallLog", "QueueView", "Status", "TimelineView", "TranscriptView",
+    "Dashboard", "FdTableView", "HostcallLog", "QueueView", "Status", "TimelineView", "TranscriptView",
     "fd_table_html", "filter_hostcalls", "hostcall_html", "queue_figure", "queue_levels",
     "segment_spans", "segments_figure", "status_html", "timeline_figure", "timeline_lanes", "transcript_html",
 ]

@@ -19,6 +19,8 @@ import threading
 import weakref
 from typing import Any
 
+from .display import close_tree, live_bundle, new_display_id, replace, show, static_bundle, widget_html
+
 log = logging.getLogger(__name__)
 
 #: The highest refresh rate any view may ask for (updates per second).
@@ -129,7 +131,7 @@ class LiveView:
     ``refresher``.
 
     Subclasses set them in ``__init__``, define ``refresh()`` and, where the default
-    (:func:`~spear_lab.views.static.widget_html` of the widget) is not the best static
+    (:func:`~spear_lab.views.display.widget_html` of the widget) is not the best static
     picture, ``snapshot_html()``.
 
     Displayed, a view is one bundle: the widget, its snapshot as ``text/html`` and a
@@ -152,15 +154,11 @@ class LiveView:
     def display_id(self) -> str:
         """The display id every display of this view shares."""
         if self._display_id is None:
-            from .static import new_display_id
-
             self._display_id = new_display_id()
         return self._display_id
 
     def snapshot_html(self) -> str:
         """The view's current content as self-contained static HTML."""
-        from .static import widget_html
-
         return widget_html(self.widget)
 
     def _text(self) -> str:
@@ -169,8 +167,6 @@ class LiveView:
         return f"<{type(self).__name__} ({state}; a live widget in Jupyter)>"
 
     def _bundle(self) -> dict[str, Any]:
-        from .static import live_bundle, static_bundle
-
         if self.frozen:
             return static_bundle(self._frozen_html or "", self._text())
         return live_bundle(self.widget, self.snapshot_html(), self._text())
@@ -179,8 +175,6 @@ class LiveView:
         return self._bundle()
 
     def _ipython_display_(self) -> None:
-        from .static import show
-
         show(self._bundle(), self.display_id)
         self._shown += 1
         if not self.frozen:
@@ -193,8 +187,6 @@ class LiveView:
         self.refresh()
 
     def _close_widgets(self) -> None:
-        from .static import close_tree
-
         close_tree(self.widget)
 
     def freeze(self) -> None:
@@ -221,8 +213,6 @@ class LiveView:
             if self in _DISPLAYED:
                 _DISPLAYED.remove(self)
         if self._shown:
-            from .static import replace, static_bundle
-
             try:
                 replace(static_bundle(self._frozen_html, self._text()), self.display_id)
             except Exception:  # pragma: no cover - a kernel without a frontend

@@ -3,7 +3,7 @@ a status object.
 
 Used by the ``_repr_html_`` methods of :class:`~spear_lab.session.Session`,
 :class:`~spear_lab.session.GuestHandle` and :class:`~spear_lab.trace.Trace`, and by
-:class:`FdTable` / :class:`Status` (wrappers that give a Host or a status dict an HTML
+:class:`FdTableView` / :class:`Status` (wrappers that give a Host or a status dict an HTML
 face).  The fd table is read through the ABI's own ``GET_STATUS`` commands.
 """
 
@@ -17,7 +17,7 @@ from ..abi.constants import FdCtl, MicCtl, RtasrCtl
 from . import tables
 
 __all__ = [
-    "FdTable",
+    "FdTableView",
     "Status",
     "fd_rows",
     "fd_table_html",
@@ -86,8 +86,8 @@ def fd_table_html(host: Any) -> str:
                   numeric=[0], nowrap=[1, 2, 3])
 
 
-class FdTable:
-    """A Host's fd table with an HTML face: ``display(FdTable(session.host))``."""
+class FdTableView:
+    """A Host's fd table with an HTML face: ``display(FdTableView(session.host))``."""
 
     def __init__(self, host: Any) -> None:
         self.host = host

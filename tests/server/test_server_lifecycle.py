@@ -10,11 +10,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+from srvkit import COMPLETED, FAILED, Client, b64, ga_update, silence
 
 from spear_lab.server.embedded import EmbeddedServer
 from spear_lab.server.engines import EngineSpec
 from spear_lab.server.protocol import TranscriptionSession
-from srvkit import COMPLETED, FAILED, Client, b64, ga_update, silence
 
 HERE = Path(__file__).resolve().parent
 
@@ -120,7 +120,7 @@ def test_start_async_on_the_callers_loop():
 
 
 def test_start_on_a_hosts_io_loop(no_leaks):
-    class Io:  # like spear_lab.runtime.ioloop.IoLoop: a loop running in its own thread
+    class Io:  # like spear_lab.host.ioloop.IoLoop: a loop running in its own thread
         def __init__(self):
             self.loop = asyncio.new_event_loop()
             self.thread = threading.Thread(target=self.loop.run_forever)

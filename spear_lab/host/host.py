@@ -6,7 +6,11 @@ GET), so notebooks and tests drive the ABI without any guest; the wasm glue in
 :mod:`spear_lab.runtime.linker` adds only the guest-memory side of docs/abi.md §1.
 
 Hosts made with :meth:`Host.fork` share one :class:`HostContext` (configuration, I/O loop,
-trace, transports) but each has its own fd table, numbered from 1000.
+trace, the edges' ports) but each has its own fd table, numbered from 1000.  The checks
+of each hostcall live in the ABI core (``spear_lab.abi``, ``spear_lab.fds``); a Host adds
+the lock, the host's ceilings and its ports.  ``Host()`` is the bare core: no transport
+carries rtasr audio and mic fds produce nothing; ``spear_lab.Host()`` is wired to the
+real edges (:mod:`spear_lab.session.wiring`).
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ import logging
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..abi import epoll as _epoll
-from ..abi.constants import LOG_MAX_BYTES, Errno, LogLevel, MicCtl, RtasrCtl
+from ..abi.constants import LOG_MAX_BYTES, Errno, LogLevel
 from ..abi.fdctl import fd_ctl as _fd_ctl
 from ..abi.fdtable import FdTable
-from ..abi.jsonfmt import loads
-from ..fds.rtasr import RtAsrFd
-from ..fds.segmentation import Segmentation
+from ..fds import ctl as _ctl
+from ..fds.mic import MicFd
+from ..fds.rtasr import RtasrFd
+from .config import HostConfig
+from .context import HostContext
 from .ioloop import IoLoop
 from .logtext import printable
 
@@ -39,132 +44,9 @@ _LOG_LEVELS = {
     LogLevel.ERROR: logging.ERROR,
 }
 
-
 #: Guest log messages a Host keeps (the oldest half goes beyond either bound).
 LOG_KEEP_MESSAGES = 10_000
 LOG_KEEP_CHARS = 4 * 1024 * 1024
-#: Default host ceiling on every guest-settable queue limit: 16 MiB (the reference default
-#: is 1 MiB; 16 MiB holds about 5.8 minutes of 24 kHz pcm16).
-HOST_QUEUE_CEILING = 16 * 1024 * 1024
-#: Default ceiling on the SET_PARAM values one rtasr fd holds: 1 MiB.
-HOST_PARAM_CEILING = 1024 * 1024
-#: Default silence after a file microphone's audio in ``spear-lab run``, in ms.  A server VAD closes a turn
-#: after ``silence_ms`` of quiet (the local server's default is 200 ms, the OpenAI
-#: default 500 ms, guests ask for up to ~1000 ms) and the recogniser then needs time to
-#: answer before the guest sees EPOLLHUP: 1000 ms of silence + up to 1500 ms of
-#: recognition and delivery.
-DEFAULT_MIC_TAIL_MS = 2500
-
-
-@dataclass
-class HostConfig:
-    """Host-side policy.  Nothing here is ever visible to a guest.
-
-    - ``backends``: a :class:`spear_lab.transports.backends.BackendRegistry` (None = the
-      default registry: ``local`` embedded server, ``stub``, ``openai``).
-    - ``routes``: guest backend name → host backend name (``{"openai-realtime-asr":
-      "local"}``), applied before the registry lookup (``spear-lab run --route``).
-    - ``stub_fallback``: a ``transport=websocket`` CONNECT that cannot be routed falls back
-      to the stub (reference behaviour, docs/abi.md §5.4; one WARNING per context) instead of failing
-      with -EIO.  Off by default: a guest can still ask with ``fallback={"to_stub":true}``.
-    - ``allow_guest_ws_url``: ``"loopback"`` (default), ``True`` or ``False``: which
-      guest-supplied ``ws_url`` values are honoured; credentials never go to them.
-    - ``mic_device``: what a guest's ``source: "device"`` opens: ``"device"`` (the real
-      default input), ``"device:NAME"`` (the input device the host names), ``"stub"``,
-      ``"file:PATH"``, or ``"browser"`` (the browser's microphone: the feed in
-      ``extra["browser_mic"]``, else the newest ``spear_lab.views.BrowserMic``)
-      (docs/abi.md §7.3).
-    - ``mic_file``: the WAV a guest's ``source: "file"`` reads (chosen by the host only).
-    - ``mic_file_realtime``: pace file sources in real time (False: as fast as the guest
-      reads, nothing dropped); ``mic_file_loop``: restart at the end instead of EPOLLHUP;
-      ``mic_file_tail_ms``: silence (ms) played after the file, in real time even when
-      the file is not, before EPOLLHUP, so a server VAD can close the last utterance and
-      its transcript can arrive (0 here; ``spear-lab run`` uses
-      :data:`DEFAULT_MIC_TAIL_MS`).
-    - ``mic_device_rate``: rate (Hz) to open input devices at; None = the device's default.
-    - ``max_send_queue_bytes`` / ``max_recv_queue_bytes`` / ``max_mic_queue_bytes``: host
-      ceilings (bytes) on the queue limits a guest may set; ``max_param_bytes``: total
-      bytes of SET_PARAM values one rtasr fd may hold (more → -ENOMEM).  None = no
-      ceiling.  Defaults: :data:`HOST_QUEUE_CEILING` and :data:`HOST_PARAM_CEILING`.
-    - ``local_server``: options of the embedded server the ``local`` backend starts
-      (fields of ``spear_lab.server.ServerOptions``), e.g. ``{"engine": "pocketsphinx"}``,
-      ``{"whisper_model": "base.en"}`` or ``{"vad": "statistical"}``.
-    """
-
-    backends: Any = None
-    routes: dict[str, str] = field(default_factory=dict)
-    stub_fallback: bool = False
-    allow_guest_ws_url: Any = "loopback"
-    mic_device: str = "device"
-    mic_file: str | None = None
-    mic_file_realtime: bool = True
-    mic_file_loop: bool = False
-    mic_file_tail_ms: int = 0
-    mic_device_rate: int | None = None
-    max_send_queue_bytes: int | None = HOST_QUEUE_CEILING
-    max_recv_queue_bytes: int | None = HOST_QUEUE_CEILING
-    max_mic_queue_bytes: int | None = HOST_QUEUE_CEILING
-    max_param_bytes: int | None = HOST_PARAM_CEILING
-    local_server: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class HostContext:
-    """What forks of one Host share: config, I/O loop, trace, transport and audio hooks."""
-
-    def __init__(self, config: HostConfig | None = None, io: IoLoop | None = None,
-                 trace: Any = None) -> None:
-        self.config = config or HostConfig()
-        self._own_io = io is None
-        self.io = io or IoLoop()
-        self.trace = trace
-        self._services: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        #: Called with every new Host made by :meth:`Host.fork` (e.g. to attach a Trace).
-        self.fork_listeners: list[Callable[["Host"], None]] = []
-        #: Host warnings already given, by key (see :meth:`warn_once`).
-        self.warnings: dict[str, str] = {}
-        #: Called as ``listener(key, message)`` for each first warning of a key.
-        self.warning_listeners: list[Callable[[str, str], None]] = []
-
-    def warn_once(self, key: str, message: str) -> bool:
-        """Log ``message`` at WARNING the first time ``key`` is seen in this context (the
-        CLI prints it); later ones at DEBUG.  True when it was the first."""
-        with self._lock:
-            first = key not in self.warnings
-            if first:
-                self.warnings[key] = message
-        if not first:
-            log.debug("%s", message)
-            return False
-        listeners = list(self.warning_listeners)
-        if listeners:
-            for listener in listeners:
-                listener(key, message)
-        else:
-            log.warning("%s", message)
-        return True
-
-    def service(self, name: str, factory: Callable[[], Any]) -> Any:
-        """A shared helper object (e.g. the embedded server), made on first use."""
-        with self._lock:
-            if name not in self._services:
-                self._services[name] = factory()
-            return self._services[name]
-
-    def close(self) -> None:
-        """Stop shared services and, when owned, the I/O loop."""
-        with self._lock:
-            services, self._services = list(self._services.values()), {}
-        for svc in services:
-            close = getattr(svc, "close", None) or getattr(svc, "stop", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:  # pragma: no cover - best effort teardown
-                    log.exception("closing %r failed", svc)
-        if self._own_io:
-            self.io.close()
 
 
 class Host:
@@ -200,7 +82,7 @@ class Host:
 
     def fork(self, name: str = "guest") -> "Host":
         """A new Host with a fresh fd table sharing this one's context."""
-        child = Host(context=self.context, name=name)
+        child = type(self)(context=self.context, name=name)
         for listener in list(self.context.fork_listeners):
             listener(child)
         return child
@@ -236,34 +118,20 @@ class Host:
         """New realtime-ASR fd in state ``Init`` (never fails)."""
         cfg = self.config
         return self.table.alloc(
-            RtAsrFd, connector=self._connect_rtasr,
+            RtasrFd, connector=self.context.connector,
             max_send_cap=cfg.max_send_queue_bytes, max_recv_cap=cfg.max_recv_queue_bytes,
             max_param_bytes=cfg.max_param_bytes,
         ).fd
 
-    def _connect_rtasr(self, fd: RtAsrFd):
-        from ..transports.factory import open_transport
-
-        return open_transport(fd, self.context)
-
     def rtasr_ctl(self, fd: int, cmd: int, payload: bytes | None = None) -> int | bytes:
         """0, output JSON bytes, or -EBADF / -EINVAL / -EIO / -EAGAIN / -EPIPE (docs/abi.md §5.6)."""
         with self.table.lock:
-            if self.table.get(fd) is None:
-                return -Errno.EBADF
-            if cmd not in RtasrCtl._value2member_map_:
-                return -Errno.EINVAL
-            if not _rtasr_payload_ok(cmd, payload):
-                return -Errno.EINVAL
-            entry = self.table.lookup(fd, RtAsrFd)
-            if isinstance(entry, int):
-                return entry
-            return entry.ctl(cmd, payload)
+            return _ctl.rtasr_ctl(self.table, fd, cmd, payload)
 
     def rtasr_write(self, fd: int, data: bytes) -> int:
         """Bytes queued, or -EBADF / -EIO / -EPIPE / -EAGAIN (docs/abi.md §5.7)."""
         with self.table.lock:
-            entry = self.table.lookup(fd, RtAsrFd)
+            entry = self.table.lookup(fd, RtasrFd)
             return entry if isinstance(entry, int) else entry.write(data)
 
     def rtasr_write_from(self, fd: int, length: int, fetch: Callable[[], bytes | None]) -> int:
@@ -271,7 +139,7 @@ class Host:
         after the fd, its kind, its state and the queue's room accepted them (so a write
         to a bad fd or a full queue copies nothing).  -EFAULT when ``fetch`` fails."""
         with self.table.lock:
-            entry = self.table.lookup(fd, RtAsrFd)
+            entry = self.table.lookup(fd, RtasrFd)
             if isinstance(entry, int):
                 return entry
             rc = entry.check_write(length)
@@ -289,7 +157,7 @@ class Host:
     def rtasr_read_into(self, fd: int, deliver: Callable[[bytes], int]) -> Any:
         """``rtasr_read`` with a custom ``deliver(payload) -> rc`` (the wasm glue's)."""
         with self.table.lock:
-            entry = self.table.lookup(fd, RtAsrFd)
+            entry = self.table.lookup(fd, RtasrFd)
             return entry if isinstance(entry, int) else entry.read(deliver)
 
     def rtasr_close(self, fd: int) -> int:
@@ -300,28 +168,13 @@ class Host:
 
     def mic_create(self) -> int:
         """New microphone fd; nothing is captured until SET_PARAM."""
-        from ..fds.mic import MicFd
-        from ..audio.sources import SourceFactory
-
-        factory = self.context.service("mic_sources", lambda: SourceFactory(self.context))
-        return self.table.alloc(MicFd, sources=factory,
+        return self.table.alloc(MicFd, sources=self.context.sources,
                                 max_queue_cap=self.config.max_mic_queue_bytes).fd
 
     def mic_ctl(self, fd: int, cmd: int, payload: bytes | None = None) -> int | bytes:
         """0, output JSON bytes, or -EBADF / -EINVAL / -EIO (docs/abi.md §7.6)."""
-        from ..fds.mic import MicFd
-
         with self.table.lock:
-            if self.table.get(fd) is None:
-                return -Errno.EBADF
-            if cmd not in MicCtl._value2member_map_:
-                return -Errno.EINVAL
-            if cmd == MicCtl.SET_PARAM and not loads(payload)[0]:
-                return -Errno.EINVAL
-            entry = self.table.lookup(fd, MicFd)
-            if isinstance(entry, int):
-                return entry
-            return entry.ctl(cmd, payload)
+            return _ctl.mic_ctl(self.table, fd, cmd, payload)
 
     def mic_read(self, fd: int, cap: int = 1 << 20) -> bytes | int:
         """One frame, or -EBADF / -EAGAIN / -ENOSPC (frame kept when ``cap`` is too small)."""
@@ -329,8 +182,6 @@ class Host:
 
     def mic_read_into(self, fd: int, deliver: Callable[[bytes], int]) -> Any:
         """``mic_read`` with a custom ``deliver(payload) -> rc``."""
-        from ..fds.mic import MicFd
-
         with self.table.lock:
             entry = self.table.lookup(fd, MicFd)
             return entry if isinstance(entry, int) else entry.read(deliver)
@@ -431,13 +282,6 @@ class Host:
     def __repr__(self) -> str:
         return f"<Host {self.name} fds={len(self.table)} open={len(self.table.open_fds())}>"
 
-    def _repr_html_(self) -> str:
-        """The fd table as an HTML table (for notebooks)."""
-        from ..views.html import fd_table_html
-
-        return fd_table_html(self)
-
-
 def _read_py(read_into: Callable[[int, Callable[[bytes], int]], int], fd: int, cap: int) -> bytes | int:
     """Run a read for a Python caller: the payload, or -errno (-ENOSPC above ``cap``)."""
     got: list[bytes] = []
@@ -451,16 +295,3 @@ def _read_py(read_into: Callable[[int, Callable[[bytes], int]], int], fd: int, c
     rc = read_into(fd, deliver)
     return got[0] if rc >= 0 else rc
 
-
-def _rtasr_payload_ok(cmd: int, payload: bytes | None) -> bool:
-    """JSON checks that precede the fd-kind check (docs/abi.md §5.6)."""
-    if cmd not in (RtasrCtl.SET_PARAM, RtasrCtl.SEND_EVENT, RtasrCtl.SET_AUTOFLUSH):
-        return True
-    ok, obj = loads(payload)
-    if not ok:
-        return False
-    if cmd == RtasrCtl.SET_PARAM:
-        return isinstance(obj, dict) and isinstance(obj.get("key"), str) and bool(obj["key"])
-    if cmd == RtasrCtl.SET_AUTOFLUSH:
-        return Segmentation.parse(obj) is not None
-    return True
