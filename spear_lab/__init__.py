@@ -21,22 +21,8 @@ core layers know nothing of views).
 
 from typing import Any
 
-from .abi import (
-    EPOLLERR,
-    EPOLLHUP,
-    EPOLLIN,
-    EPOLLOUT,
-    EpollEvent,
-    EpollOp,
-    Errno,
-    FdCtl,
-    MicCtl,
-    RtasrCtl,
-    RtasrState,
-    SpearError,
-    errno_name,
-    mask_names,
-)
+from .abi import (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EpollEvent, EpollOp, Errno, FdCtl,
+                  MicCtl, RtasrCtl, RtasrState, SpearError, errno_name, mask_names)
 from .data import demo_speech
 
 __version__ = "0.1.0"

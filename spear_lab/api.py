@@ -40,15 +40,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Self
 
-from .abi.constants import (
-    EpollEvent,
-    EpollOp,
-    Errno,
-    MicCtl,
-    RtasrCtl,
-    SpearError,
-    errno_name,
-)
+from .abi.constants import EpollEvent, EpollOp, Errno, MicCtl, RtasrCtl, SpearError, errno_name
 from .abi.jsonfmt import dumpb as _dumpb
 from .fds.status import MicStatus, RtasrStatus
 

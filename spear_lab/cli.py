@@ -48,12 +48,7 @@ def _byte_count(option: str, value: int | None) -> int | None:
 
 def host_config(args: argparse.Namespace):
     """The HostConfig of ``spear-lab run``: mic policy, backends, routes, host ceilings."""
-    from .host import (
-        DEFAULT_MIC_TAIL_MS,
-        HOST_PARAM_CEILING,
-        HOST_QUEUE_CEILING,
-        HostConfig,
-    )
+    from .host import DEFAULT_MIC_TAIL_MS, HOST_PARAM_CEILING, HOST_QUEUE_CEILING, HostConfig
     from .session import policy
 
     mic = args.mic

@@ -8,16 +8,8 @@ import threading
 
 import numpy as np
 import pytest
-from fixtures_audio import (
-    CHIRP_S,
-    align,
-    left,
-    mono_mix,
-    right,
-    stereo_pcm,
-    tone_frequency,
-    write_wav,
-)
+from fixtures_audio import (CHIRP_S, align, left, mono_mix, right, stereo_pcm, tone_frequency,
+                            write_wav)
 
 from spear_lab import Host
 from spear_lab.abi.constants import EPOLLERR, EPOLLHUP, EPOLLIN, Errno, MicCtl

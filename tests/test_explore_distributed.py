@@ -79,3 +79,35 @@ def test_any_concurrent_futures_executor_works(cache_env, caplog):
     again = explore.sweep(rec, cfgs, backend="stub", progress=False, deterministic=True,
                           cache=explore.RunCache(cache_env / "runs"))
     assert again.info["cache_hits"] == 2 and again.comparable() == local.comparable()
+
+
+def test_the_jobs_of_a_recording_go_out_as_one_task_per_worker(cache_env):
+    """8 configurations on 2 workers at concurrency 2: two tasks of 4 (each worker's
+    Replayer keeps 2 runs going inside its task), not four tasks of 2 with a wait for the
+    slowest run after each; 3 configurations: tasks of at least ``concurrency``."""
+    import concurrent.futures as cf
+
+    from spear_lab.explore.distributed import RemoteReplayer
+    from spear_lab.explore.replay import Job
+
+    class Pool:  # a two-worker executor that records each task's size and fails it
+        _max_workers = 2
+
+        def __init__(self):
+            self.sizes = []
+
+        def submit(self, fn, recording, configs, realtime, settings):
+            self.sizes.append(len(configs))
+            fut = cf.Future()
+            fut.set_result({"runs": None, "error": "not run", "worker": "w1",
+                            "recognition": {"hits": 0, "misses": 0}})
+            return fut
+
+    rec = explore.generate(SENTENCES[:1], lead_ms=200, tail_ms=300)
+    for n, sizes in ((8, [4, 4]), (3, [2, 1]), (1, [1])):
+        pool = Pool()
+        jobs = [Job(rec, explore.server_vad(200 + 100 * i)) for i in range(n)]
+        records = RemoteReplayer(pool, concurrency=2).run(jobs)
+        assert pool.sizes == sizes
+        assert [r.config for r in records] == [j.config.to_dict() for j in jobs]
+        assert all(not r.ok and "not run" in r.error() for r in records)

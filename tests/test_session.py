@@ -19,13 +19,7 @@ import pytest
 from spear_lab.abi import EPOLLIN, EPOLLOUT, EpollOp, Errno, RtasrCtl
 from spear_lab.host import HostConfig
 from spear_lab.session.policy import ENV_BACKEND, ENV_SEGMENTATION, ENV_TRANSPORT
-from spear_lab.session import (
-    GuestHandle,
-    Session,
-    backend_env,
-    mic_policy,
-    segmentation_env,
-)
+from spear_lab.session import GuestHandle, Session, backend_env, mic_policy, segmentation_env
 from spear_lab.testaudio import make_speech
 
 FRAME_BYTES = 960  # 20 ms of 24 kHz mono pcm16

@@ -13,13 +13,8 @@ from spear_lab import Host
 from spear_lab.abi import EPOLLIN, EpollOp, RtasrCtl
 from spear_lab.abi.jsonfmt import dumpb
 from spear_lab.fds.segmentation import Segmentation
-from spear_lab.transports.stub import (
-    FRAME_BYTES,
-    MAX_PAYLOAD_BYTES,
-    EnergyAsr,
-    StubTransport,
-    reference_event,
-)
+from spear_lab.transports.stub import (FRAME_BYTES, MAX_PAYLOAD_BYTES, EnergyAsr, StubTransport,
+                                       reference_event)
 
 SR = 24000
 

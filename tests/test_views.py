@@ -19,23 +19,10 @@ from spear_lab.abi.jsonfmt import dumpb
 from spear_lab.session import Session
 from spear_lab.testaudio import make_speech
 from spear_lab.trace import Trace
-from spear_lab.views import (
-    Dashboard,
-    fd_table_html,
-    FdTableView,
-    HostcallLog,
-    QueueView,
-    Status,
-    TimelineView,
-    TranscriptView,
-    filter_hostcalls,
-    queue_figure,
-    queue_levels,
-    status_html,
-    timeline_figure,
-    timeline_lanes,
-    transcript_html,
-)
+from spear_lab.views import (Dashboard, fd_table_html, FdTableView, HostcallLog, QueueView,
+                             Status, TimelineView, TranscriptView, filter_hostcalls,
+                             queue_figure, queue_levels, status_html, timeline_figure,
+                             timeline_lanes, transcript_html)
 from spear_lab.views._refresh import MAX_RATE, Refresher
 
 

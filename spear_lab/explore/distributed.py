@@ -170,8 +170,9 @@ def warm_up_task(settings: dict[str, Any]) -> str:
 class RemoteReplayer:
     """Runs :class:`~.replay.Job` s as :func:`replay_task` s on ``executor``.
 
-    ``concurrency``: replays of one recording per task, run at once by the worker's
-    Replayer (a worker process runs one task at a time).  ``recognition_cache``: the
+    ``concurrency``: replays run at once by each worker's Replayer (a worker process runs
+    one task at a time).  The jobs of one recording go out as one task per worker (at
+    least ``concurrency`` jobs each), so a worker keeps its slots busy within a task.  ``recognition_cache``: the
     recognition-cache setting given to the workers' servers (a directory shared by them,
     ``"memory"``, ``"off"``, or None to leave theirs).  ``server_workers``: recognition
     processes of each worker's embedded server (None: the server's default, one per CPU;
@@ -220,6 +221,12 @@ class RemoteReplayer:
                                      pure=False) for a in addrs]
         return list(self.executor.gather(futs))
 
+    def _worker_count(self) -> int:
+        """How many workers run tasks at once (1 when the executor does not say)."""
+        if self.dask:
+            return max(1, len(self.executor.scheduler_info().get("workers", {})))
+        return max(1, int(getattr(self.executor, "_max_workers", 1) or 1))
+
     def _failed(self, job: Job, error: str, worker: str = "") -> RunRecord:
         return RunRecord(recording=job.recording.name, digest=job.recording.digest,
                          config=job.config.to_dict(), pace="realtime" if job.realtime else "fast",
@@ -234,9 +241,14 @@ class RemoteReplayer:
         for i, job in enumerate(jobs):
             groups.setdefault((job.recording.digest, job.realtime), []).append(i)
         futures = {}
+        workers = self._worker_count()
         for idx in groups.values():
-            for k in range(0, len(idx), self.concurrency):
-                part = idx[k:k + self.concurrency]
+            # one task per worker and recording when the jobs allow it: inside a task the
+            # worker's Replayer refills its slots as runs end, while a task boundary
+            # waits for the task's slowest run
+            size = max(self.concurrency, -(-len(idx) // workers))
+            for k in range(0, len(idx), size):
+                part = idx[k:k + size]
                 futures[self._submit([jobs[i] for i in part])] = part
         if self.dask:
             from distributed import as_completed

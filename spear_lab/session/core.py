@@ -1,7 +1,8 @@
 """The notebook-facing object: one Host, its I/O loop, its Trace and its guests.
 
-A :class:`Session` owns a :class:`~spear_lab.host.host.Host` (whose
-:class:`~spear_lab.host.host.HostContext` runs the I/O loop in a background thread), a
+A :class:`Session` is the composition root: it owns a :class:`~spear_lab.host.Host`
+whose :class:`~spear_lab.host.HostContext` is wired to the real edges
+(:mod:`.wiring`) and runs the I/O loop in a background thread, a
 :class:`~spear_lab.trace.Trace` attached to it and to every guest's fd table, and the
 guests it started.  The guest lifecycle lives on the caller's loop:
 
@@ -41,7 +42,6 @@ __all__ = ["Session"]
 
 log = logging.getLogger(__name__)
 
-# -- the session ----------------------------------------------------------------------------
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:

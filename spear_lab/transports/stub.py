@@ -42,15 +42,8 @@ from ..abi.jsonfmt import dumpb
 from .client import commit_if_due
 
 # The realistic mode's recogniser and its audio format (re-exported from here too).
-from .energy import (  # noqa: F401
-    FRAME_BYTES,
-    FRAME_MS,
-    FRAME_SAMPLES,
-    MIN_COMMIT_MS,
-    RMS_PER_THRESHOLD,
-    SAMPLE_RATE,
-    EnergyAsr,
-)
+from .energy import (FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, MIN_COMMIT_MS, RMS_PER_THRESHOLD,  # noqa: F401
+                     SAMPLE_RATE, EnergyAsr)
 
 if TYPE_CHECKING:
     from ..fds.rtasr import RtasrFd
