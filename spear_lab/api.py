@@ -35,6 +35,7 @@ Example (the default stub transport; 960 bytes = 20 ms of 24 kHz pcm16):
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 import time
@@ -93,14 +94,14 @@ def _fd_of(obj: "int | Any") -> int:
     return fd
 
 
-class _Wrapper:
+class _Wrapper(abc.ABC):
     """What the fd wrappers share: ``with`` closes the fd; the repr names it."""
 
     fd: int
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Close the fd (idempotent)."""
-        raise NotImplementedError
 
     def __enter__(self) -> Self:
         return self
