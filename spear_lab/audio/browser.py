@@ -37,7 +37,6 @@ Messages (page → kernel), one comm ``msg:custom`` each:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -50,7 +49,7 @@ import numpy as np
 
 from ..fds.mic import MicConfig, SourceError
 from .base import TaskSource
-from .framer import Framer
+from .framer import Framer, run_framing
 from .pcm import pcm16_to_float
 from .resample import Resampler
 from .ring import SampleRing
@@ -311,24 +310,17 @@ class BrowserSource(TaskSource):
     # -- framing on the I/O loop ----------------------------------------------------------
 
     async def _run(self, mic: MicFd, generation: int) -> None:
-        period = max(self.config.frame_ms, 1) / 1000.0
         framer = Framer(self.ring, self.resampler, self.config.channels, self.config.frame_bytes)
-        last_chunks, last_change = 0, None
-        reported = None
-        while not self.stopped:
-            await asyncio.sleep(period)
-            if self.stopped:
-                return
-            if not mic.push_frames(generation, framer.frames()):
-                return
+        last_chunks, last_change = 0, None  # chunks received, and when that count changed
+
+        def health() -> str | None:
+            nonlocal last_chunks, last_change
             self._count_gaps(mic, generation)
             if self.chunks != last_chunks:
                 last_chunks, last_change = self.chunks, time.monotonic()
-            problem = self._health(last_change)
-            if problem is not None and problem != reported:
-                log.warning("mic fd %d: %s", mic.fd, problem)
-                mic.source_error(generation, problem)
-            reported = problem
+            return self._health(last_change)
+
+        await run_framing(self, mic, generation, framer, health)
 
     def _count_gaps(self, mic: MicFd, generation: int) -> None:
         with self._stats_lock:

@@ -22,7 +22,6 @@ close to a short-lived thread; :meth:`wait_closed` waits for it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..fds.mic import MicConfig, SourceError
 from . import portaudio as _pa
 from .base import TaskSource
-from .framer import Framer
+from .framer import Framer, run_framing
 from .resample import Resampler
 from .ring import SampleRing
 
@@ -97,23 +96,16 @@ class DeviceSource(TaskSource):
     # -- framing on the I/O loop ----------------------------------------------------------
 
     async def _run(self, mic: "MicFd", generation: int) -> None:
-        period = max(self.config.frame_ms, 1) / 1000.0
         framer = Framer(self.ring, self.resampler, self.config.channels, self.config.frame_bytes)
         last_written, last_change = self.ring.written, time.monotonic()
-        reported = None
-        while not self.stopped:
-            await asyncio.sleep(period)
-            if self.stopped:
-                return
-            if not mic.push_frames(generation, framer.frames()):
-                return
+
+        def health() -> str | None:
+            nonlocal last_written, last_change
             if self.ring.written != last_written:
                 last_written, last_change = self.ring.written, time.monotonic()
-            problem = self._health(last_change)
-            if problem is not None and problem != reported:
-                log.warning("mic fd %d: %s", mic.fd, problem)
-                mic.source_error(generation, problem)
-            reported = problem
+            return self._health(last_change)
+
+        await run_framing(self, mic, generation, framer, health)
 
     def _health(self, last_change: float) -> str | None:
         if self._finished.is_set() and not self.stopped:

@@ -3,11 +3,15 @@ last tick, remixed and resampled to the fd's configuration, cut into whole frame
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from typing import Any, Callable
 
 from .pcm import float_to_pcm16, remix
 
-__all__ = ["Framer"]
+__all__ = ["Framer", "run_framing"]
+
+log = logging.getLogger(__name__)
 
 
 class Framer:
@@ -33,3 +37,23 @@ class Framer:
             out.append(bytes(self._pending[:n]))
             del self._pending[:n]
         return out
+
+
+async def run_framing(source: Any, mic: Any, generation: int, framer: Framer,
+                      health: Callable[[], str | None]) -> None:
+    """Every ``frame_ms`` of ``source.config``: push the frames ``framer`` completed to
+    ``mic`` (a MicFd), then ask ``health()`` for a problem and report each new one once
+    as the fd's ``last_error``.  Ends when ``source.stopped`` or the generation is stale."""
+    period = max(source.config.frame_ms, 1) / 1000.0
+    reported = None
+    while not source.stopped:
+        await asyncio.sleep(period)
+        if source.stopped:
+            return
+        if not mic.push_frames(generation, framer.frames()):
+            return
+        problem = health()
+        if problem is not None and problem != reported:
+            log.warning("mic fd %d: %s", mic.fd, problem)
+            mic.source_error(generation, problem)
+        reported = problem
